@@ -1,0 +1,3 @@
+from figurine.cli import main
+
+raise SystemExit(main())

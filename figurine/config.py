@@ -1,0 +1,252 @@
+"""Settings: TOML files -> typed dataclasses, with command-line overrides.
+
+    from figurine.config import load_config
+    cfg = load_config(["configs/tiny.toml"], overrides=["generation.steps=4"], weights="w/")
+    print(cfg.generation.steps, cfg.path("model.base"))
+
+Layering: configs/default.toml, then each --config FILE in order, then each --set key=value.
+A file only needs the keys it changes. Unknown sections or keys are an error that names them,
+and so is a value of the wrong type. Model paths are relative to the weights root
+(--weights DIR, else $FIGURINE_WEIGHTS, else ./weights); absolute paths are used as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from figurine.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
+
+
+@dataclass
+class ModelConfig:
+    base: str = "sdxl-base"  # diffusers folder, or a single .safetensors checkpoint
+    base_config: str = "sdxl-base"  # local diffusers config folder used for a single-file base
+    vae: str = "sdxl-vae-fp16-fix"  # "" = the base checkpoint's own VAE
+    controlnet: str = "controlnet-openpose-sdxl"
+    ip_adapter: str = "ip-adapter-faceid/ip-adapter-faceid_sdxl.safetensors"
+    ip_adapter_lora: str = ""  # "" = no FaceID LoRA
+    loras: list[str] = field(default_factory=list)  # extra style LoRAs, loaded after FaceID
+    insightface: str = "insightface/buffalo_l"
+    annotators: str = "annotators"
+
+
+@dataclass
+class GenerationConfig:
+    scheduler: str = "dpmpp_2m_karras"
+    steps: int = 30
+    guidance: float = 5.0
+    width: int = 1024
+    height: int = 1024
+    seed: int = 0
+    ip_adapter_scale: float = 0.8
+    lora_scale: float = 0.6
+    controlnet_scale: float = 0.8
+    candidates: int = 1
+
+
+@dataclass
+class RuntimeConfig:
+    device: str = "auto"  # auto | cuda | cpu
+    dtype: str = "auto"  # auto | float16 | bfloat16 | float32
+    memory: str = "auto"  # auto | none | model-offload | sequential-offload
+    channels_last: bool = True
+    fuse_qkv: bool = True
+    compile: bool = False
+    vae_fp32: bool = False  # keep the VAE in fp32 (needed when the VAE is not the fp16-fix one)
+
+
+@dataclass
+class FaceConfig:
+    det_size: int = 640
+    det_thresh: float = 0.5
+    index: int = -1  # -1: the largest face; N: the N-th face from left to right
+
+
+@dataclass
+class PoseConfig:
+    preset: str = "hero"
+    limb_width: int = 12  # in pixels at 1024 px; scaled with the image
+    point_radius: int = 8
+
+
+@dataclass
+class PromptConfig:
+    style: str = "premium collectible action figure"
+    outfit: str = ""
+    extra: str = ""
+    negative: str = (
+        "photo of a real person, realistic skin, blurry, lowres, deformed, extra limbs, "
+        "extra fingers, text, watermark, logo, packaging, box, cluttered background"
+    )
+
+
+@dataclass
+class AccessoryConfig:
+    max: int = 4
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    guidance: float = 5.0
+    batch: int = 2  # how many accessories one pipeline call generates
+
+
+@dataclass
+class PackagingConfig:
+    template: str = "classic-blister"
+    size: str = "social"  # social (1080x1350) | story (1080x1920)
+
+
+@dataclass
+class EnergyConfig:
+    grid_intensity: float = 480.0  # g CO2e per kWh; see figurine/energy.py for the source
+    measure_idle: bool = True
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    accessories: AccessoryConfig = field(default_factory=AccessoryConfig)
+    packaging: PackagingConfig = field(default_factory=PackagingConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
+    weights_root: Path = Path("weights")
+    sources: list[str] = field(default_factory=list)  # the files and --set lines applied
+
+    def path(self, dotted: str) -> Path | None:
+        """Resolve a model path setting ("model.base") against the weights root; None if empty."""
+        value = self.get(dotted)
+        if not value:
+            return None
+        p = Path(os.path.expanduser(str(value)))
+        return p if p.is_absolute() else self.weights_root / p
+
+    def get(self, dotted: str) -> Any:
+        section, key = _split(dotted)
+        return getattr(getattr(self, section), key)
+
+    def to_dict(self) -> dict:
+        """Every setting, as plain TOML-able data (weights root and sources included)."""
+        d = {s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}
+        d["weights_root"] = str(self.weights_root)
+        d["sources"] = list(self.sources)
+        return d
+
+
+SECTIONS = [f.name for f in dataclasses.fields(Config) if f.name not in ("weights_root", "sources")]
+
+
+def _split(dotted: str) -> tuple[str, str]:
+    section, _, key = dotted.partition(".")
+    if section not in SECTIONS or not key:
+        raise ConfigError(f"unknown config key '{dotted}' (sections: {', '.join(SECTIONS)})")
+    return section, key
+
+
+def _coerce(name: str, value: Any, typ: Any) -> Any:
+    """Check a value against a dataclass field type; ints are accepted where floats are."""
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typ is list[str]:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise ConfigError(f"config key '{name}' must be a list of strings, got {value!r}")
+    if typ in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"config key '{name}' must be {typ.__name__}, got {value!r}")
+    if not isinstance(value, typ):
+        raise ConfigError(f"config key '{name}' must be {typ.__name__}, got {value!r}")
+    return value
+
+
+def apply(cfg: Config, data: dict, origin: str) -> None:
+    """Merge a nested dict (one TOML file) into cfg, rejecting unknown keys by name."""
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{origin}: unknown config section '{section}'")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{origin}: '{section}' must be a table of settings")
+        obj = getattr(cfg, section)
+        hints = get_type_hints(type(obj))
+        for key, value in values.items():
+            if key not in hints:
+                raise ConfigError(f"{origin}: unknown config key '{section}.{key}'")
+            setattr(obj, key, _coerce(f"{section}.{key}", value, hints[key]))
+    cfg.sources.append(origin)
+
+
+def parse_override(line: str) -> dict:
+    """'generation.steps=20' -> {'generation': {'steps': 20}}; bare words are strings."""
+    key, sep, raw = line.partition("=")
+    if not sep:
+        raise ConfigError(f"--set needs key=value, got '{line}'")
+    section, name = _split(key.strip())
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw  # an unquoted string such as a path or a scheduler name
+    return {section: {name: value}}
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+
+
+def load_config(
+    files: list[str | Path] = (), overrides: list[str] = (), weights: str | Path | None = None
+) -> Config:
+    """Defaults, then each file, then each key=value override; then the weights root."""
+    cfg = Config()
+    apply(cfg, read_toml(DEFAULT_CONFIG), str(DEFAULT_CONFIG))
+    for f in files:
+        apply(cfg, read_toml(Path(f)), str(f))
+    for line in overrides:
+        apply(cfg, parse_override(line), f"--set {line}")
+    root = weights or os.environ.get("FIGURINE_WEIGHTS") or "weights"
+    cfg.weights_root = Path(os.path.expanduser(str(root)))
+    validate(cfg)
+    return cfg
+
+
+CHOICES = {
+    "runtime.device": ("auto", "cuda", "cpu"),
+    "runtime.dtype": ("auto", "float16", "bfloat16", "float32"),
+    "runtime.memory": ("auto", "none", "model-offload", "sequential-offload"),
+    "generation.scheduler": ("dpmpp_2m_karras", "dpmpp_2m", "euler", "euler_a", "ddim", "unipc", "lcm"),
+    "packaging.size": ("social", "story"),
+}
+
+
+def validate(cfg: Config) -> None:
+    """Value checks that TOML types alone cannot express."""
+    for key, allowed in CHOICES.items():
+        if cfg.get(key) not in allowed:
+            raise ConfigError(f"config key '{key}' must be one of {', '.join(allowed)}, got '{cfg.get(key)}'")
+    g = cfg.generation
+    for key in ("width", "height"):
+        v = getattr(g, key)
+        if v < 64 or v % 8:
+            raise ConfigError(f"config key 'generation.{key}' must be a multiple of 8 and at least 64, got {v}")
+    if g.steps < 1:
+        raise ConfigError(f"config key 'generation.steps' must be at least 1, got {g.steps}")
+    if g.candidates < 1:
+        raise ConfigError(f"config key 'generation.candidates' must be at least 1, got {g.candidates}")
+    if cfg.accessories.max < 0:
+        raise ConfigError("config key 'accessories.max' must be 0 or more")
