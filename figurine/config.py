@@ -158,7 +158,7 @@ def _coerce(name: str, value: Any, typ: Any) -> Any:
     """Check a value against a dataclass field type; ints are accepted where floats are."""
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if typ is list[str]:
+    if typ == list[str]:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
         raise ConfigError(f"config key '{name}' must be a list of strings, got {value!r}")

@@ -1,0 +1,323 @@
+"""Generation stage: SDXL + ControlNet OpenPose + IP-Adapter FaceID, from local files only.
+
+    from figurine.config import load_config
+    from figurine.generate import Generator
+    cfg = load_config(["configs/tiny.toml"], weights="/tmp/tiny-weights")
+    gen = Generator(cfg)                                   # loads every component once
+    latents = gen.figure(prompt, negative, control_image, face_embedding, seed=1)
+    image = gen.decode(latents)                            # VAE decode, timed apart
+    items = gen.accessories([(p, n, seed)], width=512, height=512)
+
+The pipeline is diffusers' StableDiffusionXLControlNetPipeline built from explicit components,
+each loaded from a path under the weights root with local_files_only=True. Accessories are
+text-only SDXL generations on the same components: no ControlNet, the face adapter's scale and
+LoRA turned off for the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from figurine.config import Config
+from figurine.errors import ConfigError, GenerationError, WeightsError
+
+log = logging.getLogger(__name__)
+
+MEMORY_POLICIES = ["none", "model-offload", "sequential-offload"]  # weakest to strongest
+FREE_VRAM_FOR_NONE = 14 * 2**30  # SDXL + ControlNet fp16 at 1024² peak about 12 GiB
+FREE_VRAM_FOR_MODEL_OFFLOAD = 8 * 2**30
+
+
+@dataclass
+class Runtime:
+    """Where and how the models run, as decided from the config and the machine."""
+
+    device: str
+    dtype: torch.dtype
+    memory: str
+    notes: list[str] = field(default_factory=list)
+
+
+def choose_runtime(cfg: Config) -> Runtime:
+    """Resolve runtime.device / dtype / memory 'auto' against this machine."""
+    r = cfg.runtime
+    has_cuda = torch.cuda.is_available()
+    if r.device == "cuda" and not has_cuda:
+        raise ConfigError("runtime.device is 'cuda' but no CUDA GPU is visible to torch")
+    device = "cuda" if (r.device == "cuda" or (r.device == "auto" and has_cuda)) else "cpu"
+    notes = []
+    if device == "cpu":
+        notes.append(
+            "running on the CPU: expect tens of minutes per 1024x1024 image with real SDXL weights "
+            "(seconds with the tiny test weights)"
+        )
+    if r.dtype == "auto":
+        dtype = torch.float16 if device == "cuda" else torch.float32
+    else:
+        dtype = getattr(torch, r.dtype)
+    if device == "cpu" and dtype == torch.float16:
+        notes.append("float16 on the CPU is slow and may fail; float32 is the CPU default")
+    memory = r.memory
+    if memory == "auto":
+        memory = "none"
+        if device == "cuda":
+            free, _ = torch.cuda.mem_get_info()
+            if free < FREE_VRAM_FOR_MODEL_OFFLOAD:
+                memory = "sequential-offload"
+            elif free < FREE_VRAM_FOR_NONE:
+                memory = "model-offload"
+            notes.append(f"{free / 2**30:.1f} GiB free VRAM: memory policy '{memory}'")
+    elif memory != "none" and device == "cpu":
+        notes.append(f"memory policy '{memory}' has no effect on the CPU")
+        memory = "none"
+    return Runtime(device, dtype, memory, notes)
+
+
+def make_scheduler(name: str, base_config):
+    """Scheduler by figurine's short name, from the base checkpoint's scheduler config."""
+    import diffusers
+
+    table = {
+        "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", dict(use_karras_sigmas=True, algorithm_type="dpmsolver++")),
+        "dpmpp_2m": ("DPMSolverMultistepScheduler", dict(algorithm_type="dpmsolver++")),
+        "euler": ("EulerDiscreteScheduler", {}),
+        "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+        "ddim": ("DDIMScheduler", {}),
+        "unipc": ("UniPCMultistepScheduler", {}),
+        "lcm": ("LCMScheduler", {}),
+    }
+    cls_name, extra = table[name]
+    return getattr(diffusers, cls_name).from_config(base_config, **extra)
+
+
+def _weights_file(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.safetensors")) if folder.is_dir() else [folder]
+
+
+def check_files(paths: list[Path]) -> None:
+    """Every model path exists and every safetensors file has an intact header, before loading."""
+    from figurine import weights
+
+    weights.require(paths)
+    for p in paths:
+        for f in (p.rglob("*.safetensors") if p.is_dir() else [p]):
+            if f.suffix == ".safetensors":
+                weights.check_safetensors(f)
+
+
+def _has_fp16_variant(folder: Path) -> bool:
+    return any(folder.rglob("*.fp16.safetensors"))
+
+
+class Generator:
+    """Every diffusion component, loaded once; figure and accessory generations share them."""
+
+    def __init__(self, cfg: Config, runtime: Runtime | None = None):
+        import diffusers
+
+        diffusers.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.disable_progress_bar()  # loading bars; the denoising bar stays
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+        self.cfg = cfg
+        self.runtime = runtime or choose_runtime(cfg)
+        t0 = time.perf_counter()
+        # 1. Paths: all local, all checked before anything is loaded.
+        m = cfg.model
+        base, controlnet_dir = cfg.path("model.base"), cfg.path("model.controlnet")
+        vae_dir, adapter = cfg.path("model.vae"), cfg.path("model.ip_adapter")
+        loras = [cfg.weights_root / p if not Path(p).is_absolute() else Path(p) for p in m.loras]
+        paths = [p for p in (base, controlnet_dir, vae_dir, adapter, *loras) if p is not None]
+        if base is not None and base.is_file():
+            paths.append(cfg.path("model.base_config"))
+        check_files(paths)
+        self.files = paths
+        dtype = self.runtime.dtype
+        try:
+            # 2. Components.
+            controlnet = diffusers.ControlNetModel.from_pretrained(
+                controlnet_dir, torch_dtype=dtype, local_files_only=True,
+                variant="fp16" if _has_fp16_variant(controlnet_dir) else None,
+            )
+            extra = {"controlnet": controlnet, "add_watermarker": False}
+            if vae_dir is not None:
+                extra["vae"] = diffusers.AutoencoderKL.from_pretrained(
+                    vae_dir, torch_dtype=dtype, local_files_only=True,
+                    variant="fp16" if _has_fp16_variant(vae_dir) else None,
+                )
+            cls = diffusers.StableDiffusionXLControlNetPipeline
+            if base.is_file():
+                pipe = cls.from_single_file(
+                    base, config=str(cfg.path("model.base_config")), torch_dtype=dtype,
+                    local_files_only=True, **extra,
+                )
+            else:
+                pipe = cls.from_pretrained(
+                    base, torch_dtype=dtype, local_files_only=True,
+                    variant="fp16" if _has_fp16_variant(base) else None, **extra,
+                )
+            if cfg.runtime.vae_fp32:
+                pipe.vae.to(torch.float32)
+            pipe.scheduler = make_scheduler(cfg.generation.scheduler, pipe.scheduler.config)
+            # 3. The FaceID adapter: projection of the ArcFace embedding, to_k_ip/to_v_ip, its LoRA.
+            pipe.load_ip_adapter(
+                str(adapter.parent), subfolder="", weight_name=adapter.name,
+                image_encoder_folder=None, local_files_only=True,
+            )
+            self.faceid_lora = "faceid_0" in getattr(pipe.unet, "peft_config", {})
+            # 4. Style LoRAs, after FaceID (its set_adapters would switch earlier ones off).
+            names, scales = (["faceid_0"], [cfg.generation.lora_scale]) if self.faceid_lora else ([], [])
+            for i, path in enumerate(loras):
+                pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=f"style_{i}")
+                names.append(f"style_{i}")
+                scales.append(1.0)
+            if names:
+                pipe.set_adapters(names, adapter_weights=scales)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            if isinstance(e, torch.cuda.OutOfMemoryError):
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise WeightsError(f"could not load the models: {first}", hint="check `figurine weights verify`") from e
+        self.pipe = pipe
+        self.adapter_names, self.adapter_scales = names, scales
+        # 5. Speed settings that do not change the output, then placement.
+        self._optimise()
+        self.apply_memory_policy(self.runtime.memory)
+        pipe.set_progress_bar_config(disable=not log.isEnabledFor(logging.INFO), leave=False)
+        self.load_seconds = time.perf_counter() - t0
+
+    def _optimise(self) -> None:
+        rt, pipe = self.cfg.runtime, self.pipe
+        if rt.channels_last:
+            for m in (pipe.unet, pipe.controlnet, pipe.vae):
+                m.to(memory_format=torch.channels_last)
+        if rt.fuse_qkv and self.runtime.device == "cuda":
+            # Fused projections change nothing but the number of matmuls; FaceID's processors keep
+            # their own to_k_ip/to_v_ip, so only the self-attention layers' projections are fused.
+            pipe.fuse_qkv_projections(unet=True, vae=True)
+        if rt.compile:
+            t0 = time.perf_counter()
+            pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs")
+            pipe.controlnet = torch.compile(pipe.controlnet, mode="max-autotune-no-cudagraphs")
+            self.compile_seconds = time.perf_counter() - t0  # the real cost comes on the first call
+
+    def apply_memory_policy(self, memory: str) -> None:
+        pipe = self.pipe
+        pipe.remove_all_hooks() if hasattr(pipe, "remove_all_hooks") else None
+        if memory == "model-offload":
+            pipe.enable_model_cpu_offload()
+        elif memory == "sequential-offload":
+            pipe.enable_sequential_cpu_offload()
+        else:
+            pipe.to(self.runtime.device)
+        self.runtime.memory = memory
+
+    def _generators(self, seeds: list[int]) -> list[torch.Generator]:
+        # CPU generators: the same seed gives the same starting noise on any machine.
+        return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+
+    def _set_face(self, on: bool) -> None:
+        self.pipe.set_ip_adapter_scale(self.cfg.generation.ip_adapter_scale if on else 0.0)
+        if self.adapter_names:
+            scales = list(self.adapter_scales)
+            if self.faceid_lora and not on:
+                scales[0] = 0.0
+            self.pipe.set_adapters(self.adapter_names, adapter_weights=scales)
+
+    def _face_embeds(self, faces: torch.Tensor, guidance: float) -> list[torch.Tensor]:
+        """(n, 512) faces -> [(2n, 1, 1, 512)]: zeros for CFG's unconditional half, then the faces."""
+        emb = faces.to(torch.float32).reshape(-1, 1, 1, 512)
+        emb = torch.cat([torch.zeros_like(emb), emb]) if guidance > 1 else emb
+        dev = self.runtime.device if self.runtime.memory == "none" else "cpu"
+        return [emb.to(device=dev, dtype=self.runtime.dtype)]
+
+    def figure(self, prompt: str, negative: str, control_image, face_embedding, seed: int) -> torch.Tensor:
+        """Denoise one figure; returns latents (decode them with `decode`)."""
+        g = self.cfg.generation
+        self._set_face(True)
+        with self._oom_guard():
+            out = self.pipe(
+                prompt=prompt, negative_prompt=negative, image=control_image,
+                ip_adapter_image_embeds=self._face_embeds(torch.as_tensor(face_embedding), g.guidance),
+                controlnet_conditioning_scale=g.controlnet_scale,
+                num_inference_steps=g.steps, guidance_scale=g.guidance,
+                width=g.width, height=g.height, generator=self._generators([seed])[0],
+                output_type="latent",
+            )
+        return out.images
+
+    def accessories(self, jobs: list[tuple[str, str, int]], width: int, height: int, steps: int,
+                    guidance: float) -> torch.Tensor:
+        """Text-only generations (prompt, negative, seed) in one batch; returns latents."""
+        import diffusers
+
+        text_pipe = diffusers.StableDiffusionXLPipeline.from_pipe(self.pipe)
+        text_pipe.set_progress_bar_config(disable=not log.isEnabledFor(logging.INFO), leave=False)
+        self._set_face(False)
+        # Scale 0 makes the adapter's attention add nothing; the pipeline still wants embeddings.
+        no_face = torch.zeros(len(jobs), 512)
+        try:
+            with self._oom_guard():
+                out = text_pipe(
+                    prompt=[j[0] for j in jobs], negative_prompt=[j[1] for j in jobs],
+                    ip_adapter_image_embeds=self._face_embeds(no_face, guidance),
+                    num_inference_steps=steps, guidance_scale=guidance, width=width, height=height,
+                    generator=self._generators([j[2] for j in jobs]), output_type="latent",
+                )
+        finally:
+            self._set_face(True)
+        return out.images
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> list:
+        """VAE decode to PIL images (fp32 for a VAE that asks for it: SDXL's original overflows in fp16)."""
+        pipe, vae = self.pipe, self.pipe.vae
+        upcast = vae.dtype == torch.float16 and vae.config.force_upcast
+        if upcast:
+            vae.to(torch.float32)
+        lat = latents.to(device=vae.device if self.runtime.memory == "none" else latents.device,
+                         dtype=next(vae.post_quant_conv.parameters()).dtype)
+        mean, std = getattr(vae.config, "latents_mean", None), getattr(vae.config, "latents_std", None)
+        if mean is not None and std is not None:
+            mean = torch.tensor(mean).view(1, -1, 1, 1).to(lat)
+            std = torch.tensor(std).view(1, -1, 1, 1).to(lat)
+            lat = lat * std / vae.config.scaling_factor + mean
+        else:
+            lat = lat / vae.config.scaling_factor
+        with self._oom_guard():
+            images = vae.decode(lat, return_dict=False)[0]
+        if upcast:
+            vae.to(torch.float16)
+        return pipe.image_processor.postprocess(images, output_type="pil")
+
+    def _oom_guard(self):
+        return _OOMGuard(self)
+
+
+class _OOMGuard:
+    """Turns CUDA out-of-memory into GenerationError naming settings that would fit."""
+
+    def __init__(self, gen: Generator):
+        self.gen = gen
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, torch.cuda.OutOfMemoryError):
+            g = self.gen.cfg.generation
+            policy = self.gen.runtime.memory
+            stronger = MEMORY_POLICIES[min(MEMORY_POLICIES.index(policy) + 1, len(MEMORY_POLICIES) - 1)]
+            raise GenerationError(
+                f"out of GPU memory at {g.width}x{g.height} with memory policy '{policy}'",
+                hint=f"try --set runtime.memory={stronger}" if stronger != policy
+                else "try --set generation.width=768 --set generation.height=768",
+            ) from exc
+        return False

@@ -1,0 +1,201 @@
+"""Write a complete figurine weights tree with tiny random models and the real file layout.
+
+    python scripts/make_tiny_weights.py /tmp/tiny-weights
+    figurine make photo.jpg --name Ada --weights /tmp/tiny-weights --config configs/tiny.toml
+
+Every loader in figurine runs on this tree exactly as on the real weights (same folders, file
+names, fp16 variants, config files, state-dict keys, ONNX signatures); only the numbers are
+random, so the pictures are noise. Takes a few seconds on a CPU and about 10 MB of disk.
+
+Layout (see configs/weights.toml for the real files):
+    sdxl-base/                 StableDiffusionXLPipeline folder, fp16 variant files
+    sdxl-vae-fp16-fix/         AutoencoderKL
+    controlnet-openpose-sdxl/  ControlNetModel
+    ip-adapter-faceid/ip-adapter-faceid_sdxl.safetensors   FaceID projection, to_k_ip/to_v_ip, LoRA
+    insightface/buffalo_l/     det_10g.onnx, w600k_r50.onnx (synthetic; see tiny_insightface.py)
+    annotators/                body_pose_model.safetensors (see tiny_annotators.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Sizes follow diffusers' own tiny SDXL test components (see DESIGN.md).
+TEXT_DIM = 32  # each CLIP text encoder's hidden size; the UNet sees both, concatenated: 64
+UNET = dict(
+    block_out_channels=(32, 64),
+    layers_per_block=2,
+    sample_size=32,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    attention_head_dim=(2, 4),
+    use_linear_projection=True,
+    addition_embed_type="text_time",
+    addition_time_embed_dim=8,
+    transformer_layers_per_block=(1, 2),
+    projection_class_embeddings_input_dim=80,  # 6 * 8 time ids + 32 pooled text
+    cross_attention_dim=2 * TEXT_DIM,
+    norm_num_groups=32,
+)
+VAE = dict(
+    block_out_channels=(32, 64),
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+    up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+    latent_channels=4,
+    sample_size=64,
+    scaling_factor=0.13025,
+)
+FACEID_LORA_RANK = 4
+
+
+def byte_level_vocab() -> dict[str, int]:
+    """CLIP's byte-to-unicode alphabet: each byte alone and with '</w>', plus the two specials."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    chars, extra = [], 0
+    for b in range(256):
+        if b in printable:
+            chars.append(chr(b))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": 256 + i for i, c in enumerate(chars)})
+    vocab["<|startoftext|>"] = 512
+    vocab["<|endoftext|>"] = 513
+    return vocab
+
+
+def text_encoders_and_tokenizers():
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    vocab = byte_level_vocab()
+    config = CLIPTextConfig(
+        hidden_size=TEXT_DIM, intermediate_size=37, num_attention_heads=4, num_hidden_layers=5,
+        vocab_size=len(vocab), projection_dim=TEXT_DIM, max_position_embeddings=77,
+        hidden_act="gelu", bos_token_id=512, eos_token_id=513, pad_token_id=513,
+    )
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    return CLIPTextModel(config), CLIPTextModelWithProjection(config), tokenizer
+
+
+def write_tokenizer(folder: Path) -> None:
+    """The real repos' tokenizer files: vocab.json, merges.txt (no merges here), tokenizer_config.json."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in ("tokenizer.json", "special_tokens_map.json"):
+        (folder / stale).unlink(missing_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(byte_level_vocab()))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+    }, indent=2))
+
+
+def scheduler():
+    from diffusers import EulerDiscreteScheduler
+
+    # SDXL base's own scheduler settings.
+    return EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+        steps_offset=1, timestep_spacing="leading", prediction_type="epsilon", use_karras_sigmas=False,
+    )
+
+
+def faceid_state_dict(unet) -> dict[str, torch.Tensor]:
+    """The FaceID adapter as h94's file has it once converted: flat image_proj.* / ip_adapter.* keys.
+
+    image_proj: 512-d ArcFace embedding -> MLP -> 4 tokens of cross_attention_dim.
+    ip_adapter: to_k_ip / to_v_ip for each cross-attention processor (odd key ids), and the
+    adapter's own LoRA (to_q/k/v/out_lora) on every processor, keyed by processor index.
+    """
+    g = torch.Generator().manual_seed(1)
+    rnd = lambda *shape: torch.randn(*shape, generator=g) * 0.02  # noqa: E731
+    cross = unet.config.cross_attention_dim
+    sd = {
+        "image_proj.proj.0.weight": rnd(1024, 512), "image_proj.proj.0.bias": rnd(1024),
+        "image_proj.proj.2.weight": rnd(4 * cross, 1024), "image_proj.proj.2.bias": rnd(4 * cross),
+        "image_proj.norm.weight": torch.ones(cross), "image_proj.norm.bias": torch.zeros(cross),
+    }
+    channels = unet.config.block_out_channels
+    for key_id, name in enumerate(unet.attn_processors.keys()):
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = channels[int(name[len("down_blocks.")])]
+        context = hidden if name.endswith("attn1.processor") else cross
+        if not name.endswith("attn1.processor"):
+            sd[f"ip_adapter.{key_id}.to_k_ip.weight"] = rnd(hidden, cross)
+            sd[f"ip_adapter.{key_id}.to_v_ip.weight"] = rnd(hidden, cross)
+        r = FACEID_LORA_RANK
+        for proj, fan_in in (("to_q", hidden), ("to_k", context), ("to_v", context), ("to_out", hidden)):
+            sd[f"ip_adapter.{key_id}.{proj}_lora.down.weight"] = rnd(r, fan_in)
+            sd[f"ip_adapter.{key_id}.{proj}_lora.up.weight"] = rnd(hidden, r)
+    return {k: v.to(torch.float16).contiguous() for k, v in sd.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("directory", type=Path, help="weights root to write (created if missing)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    root: Path = args.directory
+
+    from diffusers import AutoencoderKL, ControlNetModel, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    torch.manual_seed(args.seed)
+    # 1. The base checkpoint, saved as the real repo's fp16 variant files.
+    unet = UNet2DConditionModel(**UNET)
+    vae = AutoencoderKL(**VAE)
+    te1, te2, tok = text_encoders_and_tokenizers()
+    base = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tok, tokenizer_2=tok,
+        unet=unet, scheduler=scheduler(),
+    )
+    base.to(torch.float16).save_pretrained(root / "sdxl-base", variant="fp16")
+    for name in ("tokenizer", "tokenizer_2"):
+        write_tokenizer(root / "sdxl-base" / name)
+
+    # 2. The fp16-fix VAE (its own weights, no upcast needed).
+    fixed_vae = AutoencoderKL(**VAE, force_upcast=False)
+    fixed_vae.to(torch.float16).save_pretrained(root / "sdxl-vae-fp16-fix")
+
+    # 3. The OpenPose ControlNet, shaped from the UNet as xinsir's is from SDXL's.
+    controlnet = ControlNetModel.from_unet(unet.float(), conditioning_embedding_out_channels=(16, 32))
+    controlnet.to(torch.float16).save_pretrained(root / "controlnet-openpose-sdxl")
+
+    # 4. The FaceID adapter.
+    (root / "ip-adapter-faceid").mkdir(parents=True, exist_ok=True)
+    save_file(faceid_state_dict(unet), root / "ip-adapter-faceid" / "ip-adapter-faceid_sdxl.safetensors")
+
+    # 5. insightface's buffalo_l pack and the OpenPose annotator, synthetic.
+    from tiny_insightface import write_pack
+
+    write_pack(root / "insightface" / "buffalo_l")
+    try:
+        from tiny_annotators import write_annotators
+    except ImportError:
+        write_annotators = None
+    if write_annotators:
+        write_annotators(root / "annotators")
+    print(f"tiny weights written to {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
