@@ -1,0 +1,134 @@
+"""Atomic output files (figurine/outputs.py): no overwrite without --force, no partial files."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from figurine.errors import InputError, OutputExistsError
+from figurine.outputs import OutputBatch, atomic_write, save_png, stale_temp_files
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_existing_file_is_kept_without_force(tmp_path):
+    out = tmp_path / "OUT.png"
+    out.write_bytes(b"old")
+    with pytest.raises(OutputExistsError) as e:
+        atomic_write(out, lambda f: f.write(b"new"))
+    assert str(e.value) == f"{out} exists; use --force to overwrite"
+    assert e.value.exit_code == 2
+    assert out.read_bytes() == b"old"
+    assert names(tmp_path) == ["OUT.png"]
+
+
+def test_force_overwrites_and_new_files_get_normal_permissions(tmp_path):
+    out = tmp_path / "OUT.png"
+    out.write_bytes(b"old")
+    atomic_write(out, lambda f: f.write(b"new"), force=True)
+    assert out.read_bytes() == b"new"
+    fresh = atomic_write(tmp_path / "fresh.bin", lambda f: f.write(b"x"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert names(tmp_path) == ["OUT.png", "fresh.bin"]
+
+
+@pytest.mark.parametrize("error", [ValueError("disk on fire"), KeyboardInterrupt()])
+@pytest.mark.parametrize("existing", [True, False])
+def test_failure_mid_write_leaves_no_temp_file_and_no_change(tmp_path, error, existing):
+    out = tmp_path / "OUT.png"
+    if existing:
+        out.write_bytes(b"old")
+
+    def writer(f):
+        f.write(b"half a picture" * 1000)
+        raise error
+
+    with pytest.raises(type(error)):
+        atomic_write(out, writer, force=True)
+    assert names(tmp_path) == (["OUT.png"] if existing else [])
+    if existing:
+        assert out.read_bytes() == b"old"
+
+
+def test_missing_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(InputError, match="output folder does not exist"):
+        atomic_write(tmp_path / "nope" / "OUT.png", lambda f: f.write(b"x"))
+
+
+def test_save_png_writes_a_png_that_decodes(tmp_path):
+    img = Image.new("RGB", (32, 16), (200, 30, 40))
+    path = save_png(img, tmp_path / "card.png", text_chunks={"parameters": "hello"})
+    with Image.open(path) as back:
+        assert back.format == "PNG" and back.size == (32, 16)
+        assert back.getpixel((5, 5)) == (200, 30, 40)
+        assert back.text["parameters"] == "hello"
+    with pytest.raises(OutputExistsError):
+        save_png(img, path)
+
+
+def test_batch_removes_its_finished_files_when_the_run_fails(tmp_path):
+    keep = tmp_path / "old.pdf"
+    keep.write_bytes(b"from yesterday")
+    with pytest.raises(RuntimeError):
+        with OutputBatch(force=True) as out:
+            out.write(tmp_path / "ada.png", lambda f: f.write(b"png"))
+            out.write(keep, lambda f: f.write(b"today"))
+            raise RuntimeError("packaging failed")
+    # the new file is gone; the replaced one is complete (new content), never half-written
+    assert names(tmp_path) == ["old.pdf"]
+    assert keep.read_bytes() == b"today"
+
+
+def test_batch_check_refuses_existing_targets_up_front(tmp_path):
+    (tmp_path / "ada.pdf").write_bytes(b"x")
+    with OutputBatch() as out:
+        with pytest.raises(OutputExistsError, match="ada.pdf exists; use --force"):
+            out.check(tmp_path / "ada.png", tmp_path / "ada.pdf")
+
+
+SLOW_WRITER = """
+import sys, time
+from figurine.outputs import OutputBatch
+folder = sys.argv[1]
+with OutputBatch() as out:
+    out.write(folder + "/first.png", lambda f: f.write(b"done"))
+    def slow(f):
+        f.write(b"partial" * 1000)
+        f.flush()
+        open(folder + "/../started", "w").close()
+        time.sleep(30)
+    out.write(folder + "/second.pdf", slow)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_a_real_process_leaves_no_files(tmp_path, sig):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(folder)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert any(n.endswith(".part") for n in names(folder))  # mid-write: the temp file exists
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in err
+    assert names(folder) == []  # neither the temp file nor the finished first.png
+    assert stale_temp_files(folder) == []
