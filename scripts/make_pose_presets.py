@@ -118,8 +118,8 @@ PRESETS = {
         body(r_arm=(95, -128), l_arm=(6, 2), r_arm_fore=(0.5, 1.0), r_leg=(2, 0), l_leg=(2, 0)),
     ),
     "thinking": (
-        "Deep in thought: right hand at the chin, left forearm across the waist, head tilted.",
-        body(r_arm=(-20, -165), l_arm=(5, -85), r_arm_fore=(0.75, 0.95), l_arm_fore=(0.8, 1.0),
+        "Deep in thought: right hand at the chin, left forearm across the body, head tilted.",
+        body(r_arm=(-20, -165), l_arm=(5, -85), r_arm_fore=(0.6, 0.95), l_arm_fore=(0.9, 1.0),
              r_leg=(3, 2), l_leg=(9, 0), head_tilt=-6, head_turn=-0.3, hip_shift=-0.01),
     ),
     "action-run": (
