@@ -252,7 +252,8 @@ def file_hashes(paths: Iterable[Path | str], weights_root: Path | str | None = N
     """sha256 of each file (folders are expanded to the files inside them), keyed by path.
 
     With a weights root the hashes are cached in <root>/.figurine-hashes.json, keyed by
-    (absolute path, size, mtime_ns): a file that was not touched is not read again.
+    (absolute path, size, mtime_ns): a file that was not touched is not read again. Without
+    one nothing is cached (every file is read), so callers should pass cfg.weights_root.
     """
     cache_file = Path(weights_root) / HASH_CACHE if weights_root else None
     cache = _read_json(cache_file) if cache_file else {}
@@ -270,7 +271,7 @@ def file_hashes(paths: Iterable[Path | str], weights_root: Path | str | None = N
         out[str(f)] = digest
         changed = True
     if cache_file and changed and cache_file.parent.is_dir():
-        _write_json(cache_file, cache)
+        _write_json(cache_file, cache, quiet=True)  # a read-only weights folder just means no cache
     return out
 
 
@@ -322,8 +323,9 @@ def verify(weights_root: Path | str, entries: list[Entry] | None = None) -> list
             continue
         want_sha, want_size = _expected_local(e, records)
         if s.state == "size-mismatch":
+            why = "truncated?" if s.size < want_size else "a different file?"
             problems.append(Problem(p, "size-mismatch",
-                                    f"size mismatch: {p} has {s.size} bytes, expected {want_size} (truncated?)"))
+                                    f"size mismatch: {p} has {s.size} bytes, expected {want_size} ({why})"))
             continue
         if p.suffix == ".safetensors":
             try:
@@ -359,7 +361,7 @@ def _remember_hashes(root: Path, digests: dict[str, str]) -> None:
     for path, digest in digests.items():
         st = Path(path).stat()
         cache[str(Path(path).resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
-    _write_json(root / HASH_CACHE, cache)
+    _write_json(root / HASH_CACHE, cache, quiet=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,7 +409,7 @@ def _hub():
         from huggingface_hub import constants
     except ImportError:
         raise WeightsError("huggingface_hub is not installed", hint="pip install huggingface_hub") from None
-    if constants.HF_HUB_OFFLINE:
+    if constants.is_offline_mode():
         raise WeightsError("cannot fetch: offline mode is on (HF_HUB_OFFLINE)",
                            hint="unset HF_HUB_OFFLINE for `figurine weights fetch`")
     return huggingface_hub
@@ -536,10 +538,15 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _write_json(path: Path, data: dict) -> None:
+def _write_json(path: Path, data: dict, quiet: bool = False) -> None:
     tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        if not quiet:
+            raise
 
 
 def _now() -> str:

@@ -36,10 +36,10 @@ def run(args) -> int:
     cfg = config_from_args(args)
     warnings: list[str] = []
     # 1. Python and package versions (from installed metadata; nothing imported).
-    print(f"python          {platform.python_version()} ({platform.platform()})")
+    _line("python", f"{platform.python_version()} ({platform.platform()})")
     installed = installed_distributions()
     for name in PACKAGES:
-        print(f"{name:<16}{installed.get(_norm(name), 'not installed')}")
+        _line(name, installed.get(_norm(name), "not installed"))
     # 2. torch and CUDA.
     warnings += _torch_report()
     # 3. ONNX runtime: providers, and the dual-install trap.
@@ -50,6 +50,10 @@ def run(args) -> int:
         print(f"WARNING: {w}")
     print("doctor: all good" if not warnings else f"doctor: {len(warnings)} warning(s)")
     return 1 if warnings else 0
+
+
+def _line(label: str, text: str) -> None:
+    print(f"{label:<16}{text}")
 
 
 def installed_distributions() -> dict[str, str]:
@@ -81,11 +85,11 @@ def _torch_report() -> list[str]:
     try:
         import torch
     except Exception as e:  # absent or broken: a diagnostic must still finish
-        print(f"torch         cannot import ({type(e).__name__}: {e})")
+        _line("torch", f"cannot import ({type(e).__name__}: {e})")
         return ["torch is not importable: figurine cannot generate"]
-    print(f"torch CUDA    built for {torch.version.cuda or 'CPU only'}")
+    _line("torch CUDA", f"built for {torch.version.cuda or 'CPU only'}")
     if not torch.cuda.is_available():
-        print("CUDA          not available: figurine runs on the CPU (very slow with real weights)")
+        _line("CUDA", "not available: figurine runs on the CPU (very slow with real weights)")
         return []
     for i in range(torch.cuda.device_count()):
         name = torch.cuda.get_device_name(i)
@@ -94,7 +98,7 @@ def _torch_report() -> list[str]:
             mem = f"{free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB"
         except Exception as e:
             mem = f"free memory unknown ({type(e).__name__})"
-        print(f"GPU {i}         {name}, {mem}")
+        _line(f"GPU {i}", f"{name}, {mem}")
     return []
 
 
@@ -107,9 +111,9 @@ def _onnx_report(installed: dict[str, str]) -> list[str]:
         import onnxruntime
 
         providers = onnxruntime.get_available_providers()
-        print(f"onnxruntime   providers: {', '.join(providers)}")
+        _line("onnxruntime", f"providers: {', '.join(providers)}")
     except Exception as e:
-        print(f"onnxruntime   cannot import ({type(e).__name__}: {e})")
+        _line("onnxruntime", f"cannot import ({type(e).__name__}: {e})")
         warnings.append("no working onnxruntime: insightface cannot find faces "
                         "(pip install onnxruntime-gpu, or onnxruntime on CPU-only machines)")
     return warnings
@@ -125,12 +129,12 @@ def _weights_report(root) -> list[str]:
         return [f"weights manifest: {e}"]
     present = sum(s.ok for s in rows)
     missing = [s for s in rows if not s.ok and not s.entry.optional]
-    print(f"weights       {root}: {present} of {len(rows)} files present"
-          + (f", {len(missing)} required missing" if missing else ""))
+    _line("weights", f"{root}: {present} of {len(rows)} files present"
+          + (f", {len(missing)} required missing or wrong size" if missing else ""))
     nc = sorted({s.entry.group for s in rows if s.ok and s.entry.non_commercial})
     if nc:
-        print(f"licences      NON-COMMERCIAL weights present: {', '.join(nc)}")
+        _line("licences", f"NON-COMMERCIAL weights present: {', '.join(nc)}")
     if missing:
-        return [f"{len(missing)} required weights file(s) missing, e.g. {missing[0].path}; "
+        return [f"{len(missing)} required weights file(s) missing or wrong size, e.g. {missing[0].path}; "
                 "run `figurine weights fetch`"]
     return []

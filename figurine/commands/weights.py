@@ -58,7 +58,7 @@ def _list(root, args) -> int:
     nc = sorted({s.entry.group or s.entry.path for s in rows if s.entry.non_commercial})
     print(f"\nweights root: {root}")
     print(f"{sum(s.ok for s in rows)} of {len(rows)} files present"
-          + (f"; {len(missing)} required missing: run `figurine weights fetch`" if missing else ""))
+          + (f"; {len(missing)} required missing or wrong size: run `figurine weights fetch`" if missing else ""))
     if nc:
         print("NON-COMMERCIAL: " + ", ".join(nc) + " are licensed for non-commercial research only;"
               " do not use figurine's output commercially with them.")
