@@ -139,7 +139,7 @@ def test_check_safetensors_names_truncated_and_corrupt_files(tmp_path):
 
 
 def test_verify_names_altered_truncated_and_missing_files(tmp_path):
-    st = safetensors_bytes(tmp_path / ".." if False else tmp_path, "src.safetensors")
+    st = safetensors_bytes(tmp_path, "src.safetensors")
     cfg, onnx = b'{"a": 1}', bytes(range(256)) * 4
     entries = [entry("m/model.safetensors", st), entry("m/config.json", cfg), entry("m/net.onnx", onnx),
                entry("m/gone.json", b"g"), entry("m/extra.json", b"e", optional=True)]
