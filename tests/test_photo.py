@@ -6,7 +6,10 @@ Each fixture is built with Pillow in tmp_path; results are checked on the decode
 from __future__ import annotations
 
 import io
+import struct
 import time
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +53,15 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk (1-bit greyscale) claiming width x height, then IEND."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
 def make_bad(name: str, path):
     """Build the bad photo `name` at `path`; return the exact message load_photo must give."""
     label = str(path)
@@ -90,8 +102,8 @@ def make_bad(name: str, path):
         Image.new("1", (8000, 8000)).save(path, "PNG")
         return (f"{label} is 8000x8000 px (64 megapixels), over the {MAX_PIXELS // 10**6}-megapixel limit "
                 "(a guard against decompression bombs); downscale it first")
-    if name == "huge-bomb":  # past Pillow's own hard limit too
-        Image.new("1", (20000, 20000)).save(path, "PNG")
+    if name == "huge-bomb":  # past Pillow's own hard limit too; only the header is ever read
+        path.write_bytes(png_header_only(20000, 20000))
         return (f"{label} is 400 megapixels, over the {MAX_PIXELS // 10**6}-megapixel limit "
                 "(a guard against decompression bombs); downscale it first")
     raise AssertionError(name)
@@ -118,6 +130,15 @@ def test_bad_photo_is_one_line_input_error_within_2s(tmp_path, name):
         assert "truncated" in message.split("(", 1)[1]
     else:
         assert message == expected
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_docs_list_every_bad_photo_message(tmp_path, name):
+    """docs/bad-input.md shows each message exactly as figurine prints it (PHOTO = the path)."""
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "bad-input.md").read_text()
+    path = tmp_path / f"{name}.img"
+    expected = make_bad(name, path) or f"{path} is truncated or damaged ("
+    assert expected.replace(str(path), "PHOTO") in docs
 
 
 def test_min_side_and_pixel_limit_can_be_changed(tmp_path):
