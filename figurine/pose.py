@@ -293,8 +293,8 @@ def pose_from_image(image, annotators_dir: str | Path, max_side: int = 512) -> P
 
 def _load_body_estimator(path: Path):
     """controlnet_aux's Body estimator with weights from a safetensors file."""
-    from controlnet_aux.open_pose.body import Body
-    from controlnet_aux.open_pose.model import bodypose_model
+    import warnings
+
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -302,6 +302,10 @@ def _load_body_estimator(path: Path):
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: not a readable safetensors file ({e})", hint="run `figurine weights fetch`") from None
+    with warnings.catch_warnings():  # controlnet_aux's package import warns about optional extras
+        warnings.simplefilter("ignore")
+        from controlnet_aux.open_pose.body import Body
+        from controlnet_aux.open_pose.model import bodypose_model
     net = bodypose_model()
     net.load_state_dict(body_state_dict(state, net.state_dict().keys(), path))
     net.eval()
