@@ -317,7 +317,7 @@ def _find_caller() -> str:
         return f"code in thread {threading.current_thread().name!r}"
     module = innermost.f_globals.get("__name__", "?")
     top = module.split(".")[0]
-    inner_name = f"{module}.{innermost.f_code.co_name}"
+    inner_name = _frame_name(innermost)
     if top in _OWN or top.startswith("test_"):
         return inner_name
     entry = innermost
@@ -326,12 +326,19 @@ def _find_caller() -> str:
         if _looks_public(frame.f_code.co_name):  # skip decorator wrappers such as _inner_fn
             entry = frame
         frame = frame.f_back
-    entry_name = f"{entry.f_globals.get('__name__', '?')}.{entry.f_code.co_name}"
+    entry_name = _frame_name(entry)
     return entry_name if entry is innermost else f"{entry_name} (via {inner_name})"
 
 
 def _looks_public(function: str) -> bool:
+    if function.startswith("__") and function.endswith("__"):
+        return True  # __init__, __call__: a class used as the entry point
     return not function.startswith(("_", "<")) and function not in ("wrapper", "inner", "wrapped")
+
+
+def _frame_name(frame) -> str:
+    code = frame.f_code
+    return f"{frame.f_globals.get('__name__', '?')}.{getattr(code, 'co_qualname', code.co_name)}"
 
 
 def install_network_guard(allow_loopback: bool = True) -> NetworkGuard:

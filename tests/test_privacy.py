@@ -259,3 +259,28 @@ def test_run_without_network_has_loopback_and_nothing_else(tmp_path):
     out = dict(line.split() for line in proc.stdout.splitlines())
     assert out["outside"] == str(__import__("errno").ENETUNREACH)
     assert out["loopback"] == "200"
+
+
+INSIGHTFACE_AUTO_DOWNLOAD = """
+import sys
+from figurine.privacy import go_offline, install_network_guard
+go_offline()
+guard = install_network_guard()
+from insightface.app import FaceAnalysis
+try:
+    FaceAnalysis(name="buffalo_l", root=sys.argv[1])   # not a folder: insightface downloads
+except Exception as e:
+    print(type(e).__name__, "|", e)
+print("attempts", [a.host for a in guard.attempts])
+"""
+
+
+def test_insightface_auto_download_is_stopped_and_named(tmp_path):
+    """insightface has no offline switch; only the guard stands between a typo and a download."""
+    r = subprocess.run([sys.executable, "-c", INSIGHTFACE_AUTO_DOWNLOAD, str(tmp_path / "if")],
+                       env=clean_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if " | " in ln)
+    assert line.startswith("NetworkBlockedError | figurine is offline: insightface.app.face_analysis.FaceAnalysis")
+    assert "github.com:443" in line
+    assert "attempts ['github.com']" in r.stdout
