@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from figurine import __version__
@@ -32,14 +33,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = "warning" if record.levelno >= logging.WARNING else "info"
+        return f"figurine: {level}: {record.getMessage()}"
+
+
+def setup_logging() -> None:
+    """figurine's own warnings (and --verbose info) as one line each on stderr."""
+    logger = logging.getLogger("figurine")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_OneLine())
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
+    setup_logging()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    networked = args.command == "weights" and getattr(args, "weights_action", None) == "fetch"
     try:
-        return int(args._run(args) or 0)
+        if networked:
+            return int(args._run(args) or 0)
+        # Every other command runs offline: hub/telemetry switches off, outbound sockets refused.
+        from figurine import privacy
+
+        privacy.go_offline()
+        with privacy.install_network_guard():
+            return int(args._run(args) or 0)
     except FigurineError as e:
         print(f"figurine: error: {e}", file=sys.stderr)
         return e.exit_code

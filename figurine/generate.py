@@ -242,15 +242,14 @@ class Generator:
         """Denoise one figure; returns latents (decode them with `decode`)."""
         g = self.cfg.generation
         self._set_face(True)
-        with self._oom_guard():
-            out = self.pipe(
+        out = self._run(lambda: self.pipe(
                 prompt=prompt, negative_prompt=negative, image=control_image,
                 ip_adapter_image_embeds=self._face_embeds(torch.as_tensor(face_embedding), g.guidance),
                 controlnet_conditioning_scale=g.controlnet_scale,
                 num_inference_steps=g.steps, guidance_scale=g.guidance,
                 width=g.width, height=g.height, generator=self._generators([seed])[0],
                 output_type="latent",
-            )
+        ))
         return out.images
 
     def accessories(self, jobs: list[tuple[str, str, int]], width: int, height: int, steps: int,
@@ -264,13 +263,12 @@ class Generator:
         # Scale 0 makes the adapter's attention add nothing; the pipeline still wants embeddings.
         no_face = torch.zeros(len(jobs), 512)
         try:
-            with self._oom_guard():
-                out = text_pipe(
+            out = self._run(lambda: text_pipe(
                     prompt=[j[0] for j in jobs], negative_prompt=[j[1] for j in jobs],
                     ip_adapter_image_embeds=self._face_embeds(no_face, guidance),
                     num_inference_steps=steps, guidance_scale=guidance, width=width, height=height,
                     generator=self._generators([j[2] for j in jobs]), output_type="latent",
-                )
+            ))
         finally:
             self._set_face(True)
         return out.images
@@ -291,33 +289,29 @@ class Generator:
             lat = lat * std / vae.config.scaling_factor + mean
         else:
             lat = lat / vae.config.scaling_factor
-        with self._oom_guard():
-            images = vae.decode(lat, return_dict=False)[0]
+        images = self._run(lambda: vae.decode(lat, return_dict=False)[0])
         if upcast:
             vae.to(torch.float16)
         return pipe.image_processor.postprocess(images, output_type="pil")
 
-    def _oom_guard(self):
-        return _OOMGuard(self)
-
-
-class _OOMGuard:
-    """Turns CUDA out-of-memory into GenerationError naming settings that would fit."""
-
-    def __init__(self, gen: Generator):
-        self.gen = gen
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type, torch.cuda.OutOfMemoryError):
-            g = self.gen.cfg.generation
-            policy = self.gen.runtime.memory
-            stronger = MEMORY_POLICIES[min(MEMORY_POLICIES.index(policy) + 1, len(MEMORY_POLICIES) - 1)]
+    def _run(self, fn):
+        """Call fn; on CUDA out-of-memory retry once with the next stronger memory policy."""
+        try:
+            return fn()
+        except torch.cuda.OutOfMemoryError as first:
+            g, policy = self.cfg.generation, self.runtime.memory
+            i = MEMORY_POLICIES.index(policy)
+            if i + 1 < len(MEMORY_POLICIES):
+                stronger = MEMORY_POLICIES[i + 1]
+                log.warning("out of GPU memory with memory policy '%s'; retrying once with '%s'", policy, stronger)
+                torch.cuda.empty_cache()
+                self.apply_memory_policy(stronger)
+                try:
+                    return fn()
+                except torch.cuda.OutOfMemoryError:
+                    pass
             raise GenerationError(
-                f"out of GPU memory at {g.width}x{g.height} with memory policy '{policy}'",
-                hint=f"try --set runtime.memory={stronger}" if stronger != policy
-                else "try --set generation.width=768 --set generation.height=768",
-            ) from exc
-        return False
+                f"out of GPU memory at {g.width}x{g.height} even with memory policy '{self.runtime.memory}'",
+                hint="settings that fit less memory: --set generation.width=768 --set generation.height=768, "
+                "--set accessories.batch=1, or close other programs using the GPU",
+            ) from first

@@ -13,7 +13,7 @@ Layout (see configs/weights.toml for the real files):
     controlnet-openpose-sdxl/  ControlNetModel
     ip-adapter-faceid/ip-adapter-faceid_sdxl.safetensors   FaceID projection, to_k_ip/to_v_ip, LoRA
     insightface/buffalo_l/     det_10g.onnx, w600k_r50.onnx (synthetic; see tiny_insightface.py)
-    annotators/                body_pose_model.safetensors (see tiny_annotators.py)
+    annotators/                body_pose_model.safetensors, with --annotators (tiny_annotators.py)
 """
 
 from __future__ import annotations
@@ -95,8 +95,11 @@ def write_tokenizer(folder: Path) -> None:
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in ("tokenizer.json", "special_tokens_map.json"):
-        (folder / stale).unlink(missing_ok=True)
+    (folder / "tokenizer.json").unlink(missing_ok=True)
+    (folder / "special_tokens_map.json").write_text(json.dumps({
+        "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+    }, indent=2))
     (folder / "vocab.json").write_text(json.dumps(byte_level_vocab()))
     (folder / "merges.txt").write_text("#version: 0.2\n")
     (folder / "tokenizer_config.json").write_text(json.dumps({
@@ -153,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path, help="weights root to write (created if missing)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--annotators", action="store_true",
+                        help="also write the OpenPose body annotator (real architecture: ~105 MB)")
     args = parser.parse_args(argv)
     root: Path = args.directory
 
@@ -187,11 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     from tiny_insightface import write_pack
 
     write_pack(root / "insightface" / "buffalo_l")
-    try:
+    if args.annotators:
         from tiny_annotators import write_annotators
-    except ImportError:
-        write_annotators = None
-    if write_annotators:
+
         write_annotators(root / "annotators")
     print(f"tiny weights written to {root}")
     return 0

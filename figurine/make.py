@@ -1,0 +1,466 @@
+"""`figurine make`: every stage, in order, with a run directory that caches each result.
+
+    from figurine.config import load_config
+    from figurine.make import Request, make
+    cfg = load_config(["configs/tiny.toml"], weights="/tmp/tiny-weights")
+    result = make(Request(photo=Path("me.jpg"), name="Ada", output=Path("ada.png")), cfg)
+
+Stages: photo -> identity -> pose -> prompt -> figure candidates -> accessories -> matte ->
+package -> provenance. The run directory (default: next to the output, OUT.run/) keeps the pose
+image, every raw figure and accessory, their mattes, the package and run.json. Each stage has a
+key made from its inputs; a later `make --run DIR` regenerates only the stages whose key changed
+and says which it reuses. The photo and the face embedding are never written (the embedding
+only with --store-embedding); run.json holds a salted hash of the photo, not the photo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from figurine.config import Config
+from figurine.errors import InputError, OutputExistsError
+
+log = logging.getLogger(__name__)
+
+RUN_JSON = "run.json"
+EMBEDDING_FILE = "face-embedding.npy"
+
+
+@dataclass
+class Request:
+    """What the user asked for; everything else comes from the Config."""
+
+    photo: Path | None
+    name: str
+    output: Path
+    tagline: str = ""
+    outfit: str = ""
+    accessories: list[str] = field(default_factory=list)
+    accessory_images: list[Path] = field(default_factory=list)
+    pose: str | None = None  # preset name; None: config's pose.preset
+    pose_from: Path | None = None  # reference photo to take the pose from
+    face_index: int | None = None  # None: config's face.index
+    seed: int | None = None  # None: config's generation.seed
+    candidates: int | None = None
+    template: str | None = None
+    size: str | None = None
+    pdf: Path | None = None
+    run_dir: Path | None = None
+    force: bool = False
+    store_embedding: bool = False
+    edition: int | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if k == "accessory_images" else v)
+                for k, v in d.items()}
+
+
+@dataclass
+class Result:
+    output: Path
+    run_dir: Path
+    record: dict  # what run.json holds
+    reused: list[str]
+    energy_line: str
+
+
+ProgressFn = Callable[[str, str], None]  # (stage, message)
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def accessory_seed(seed: int, text: str) -> int:
+    """An accessory's seed depends on its own text, not its position: reordering keeps results."""
+    return (seed + zlib.crc32(text.encode())) % 2**32
+
+
+def default_run_dir(output: Path) -> Path:
+    return output.with_name(output.stem + ".run")
+
+
+def load_record(run_dir: Path) -> dict:
+    path = run_dir / RUN_JSON
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not a readable figurine run ({e})") from None
+
+
+class Stages:
+    """Runs the stages for one request, reusing what the run directory already holds."""
+
+    def __init__(self, request: Request, cfg: Config, progress: ProgressFn | None = None):
+        self.req, self.cfg = request, cfg
+        self.progress = progress or (lambda stage, msg: None)
+        self.run_dir = request.run_dir or default_run_dir(request.output)
+        self.old = load_record(self.run_dir)
+        self.reused: list[str] = []
+        self.timings: dict[str, float] = {}
+        self._gen = None
+        self._analyzer = None
+        from figurine.energy import EnergyMeter
+
+        sync = None
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                sync = torch.cuda.synchronize
+        except ImportError:
+            pass
+        self.meter = EnergyMeter.from_config(cfg.energy, sync=sync)
+
+    # -- helpers --------------------------------------------------------------------------
+    def stage(self, name: str):
+        """Times and meters one stage; both land in run.json."""
+        stages = self
+
+        class _Window:
+            def __enter__(self):
+                stages.progress(name, "started")
+                self.t0 = time.perf_counter()
+                self.w = stages.meter.window(name)
+                self.w.__enter__()
+                return self
+
+            def __exit__(self, *exc):
+                self.w.__exit__(*exc)
+                stages.timings[name] = round(time.perf_counter() - self.t0, 4)
+                stages.progress(name, "done")
+                return False
+
+        return _Window()
+
+    def generator(self):
+        if self._gen is None:
+            from figurine.generate import Generator
+
+            with self.stage("load"):
+                self._gen = Generator(self.cfg)
+            for note in self._gen.runtime.notes:
+                log.warning(note)
+        return self._gen
+
+    def analyzer(self):
+        if self._analyzer is None:
+            from figurine.face import FaceAnalyzer
+
+            self._analyzer = FaceAnalyzer(
+                self.cfg.path("model.insightface"), det_size=self.cfg.face.det_size,
+                det_thresh=self.cfg.face.det_thresh,
+                providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
+                if self.cfg.runtime.device != "cpu" else ["CPUExecutionProvider"],
+            )
+        return self._analyzer
+
+    def path(self, name: str) -> Path:
+        return self.run_dir / name
+
+    def save_image(self, image, name: str) -> str:
+        from figurine.outputs import atomic_write
+
+        atomic_write(self.path(name), lambda f: image.save(f, format="PNG"), force=True)
+        return name
+
+    def reuse(self, stage: str, key: str) -> dict | None:
+        """The previous run's record of a stage, if its key matches and its files are all there."""
+        old = self.old.get("stages", {}).get(stage)
+        if old and old.get("key") == key and all(self.path(f).exists() for f in old.get("files", [])):
+            self.reused.append(stage)
+            log.warning("reusing %s from %s (its inputs did not change)", stage, self.run_dir)
+            return old
+        return None
+
+
+def make(request: Request, cfg: Config, progress: ProgressFn | None = None) -> Result:
+    """Run every stage for one request; see the module docstring."""
+    import numpy as np
+
+    from figurine import prompt
+    from figurine.packaging.render import PackText, render_package
+    from figurine.packaging.template import list_templates
+    from figurine.packaging.text import validate_text
+    from figurine.photo import load_photo
+
+    req = request
+    g = cfg.generation
+    seed = g.seed if req.seed is None else req.seed
+    if seed < 0:
+        seed = secrets.randbelow(2**31)
+    candidates = req.candidates or g.candidates
+    pose_name = req.pose or cfg.pose.preset
+    face_index = cfg.face.index if req.face_index is None else req.face_index
+    template = req.template or cfg.packaging.template
+    size = req.size or cfg.packaging.size
+
+    # 1. Check every input before any model loads.
+    validate_text(req.name, req.tagline)
+    if len(req.accessories) + len(req.accessory_images) > cfg.accessories.max:
+        raise InputError(
+            f"{len(req.accessories) + len(req.accessory_images)} accessories asked for; at most "
+            f"{cfg.accessories.max} fit (set accessories.max to change the limit)"
+        )
+    if template not in list_templates():
+        raise InputError(f"unknown template '{template}'; choose from {', '.join(list_templates())}")
+    for out in (req.output, req.pdf, sidecar_path(req.output)):
+        if out is not None and out.exists() and not req.force:
+            raise OutputExistsError(f"{out} exists; use --force to overwrite it")
+    photo = load_photo(req.photo) if req.photo else None
+    pose_ref = load_photo(req.pose_from) if req.pose_from else None
+    own_items = [load_photo(p, min_side=16) for p in req.accessory_images]
+
+    st = Stages(req, cfg, progress)
+    st.run_dir.mkdir(parents=True, exist_ok=True)
+    salt = st.old.get("salt") or secrets.token_hex(16)
+    prompts = prompt.build_prompts(
+        req.name, tagline=req.tagline, outfit=req.outfit or cfg.prompt.outfit,
+        accessories=req.accessories, style=cfg.prompt.style, extra=cfg.prompt.extra,
+        negative=cfg.prompt.negative,
+    )
+    if log.isEnabledFor(logging.INFO):
+        log.info("figure prompt: %s", prompts.figure)
+        log.info("negative prompt: %s", prompts.figure_negative)
+    model_key = {"model": asdict(cfg.model), "runtime": {"dtype": cfg.runtime.dtype}}
+    record: dict = {"salt": salt, "stages": {}}
+
+    # 2. Identity + pose + figure candidates: one stage for the cache, keyed by all their inputs.
+    photo_key = (hmac_digest(salt, req.photo) if req.photo else
+                 st.old.get("stages", {}).get("figure", {}).get("inputs", {}).get("photo"))
+    pose_key = hmac_digest(salt, req.pose_from) if req.pose_from else pose_name
+    figure_inputs = {
+        "photo": photo_key, "face_index": face_index, "pose": pose_key, "prompt": prompts.figure,
+        "negative": prompts.figure_negative, "seed": seed, "candidates": candidates,
+        "generation": {k: v for k, v in asdict(g).items() if k not in ("seed", "candidates")},
+        "pose_style": asdict(cfg.pose), **model_key,
+    }
+    fig_key = _digest(figure_inputs)
+    fig = st.reuse("figure", fig_key)
+    if fig is None:
+        fig = make_figures(st, photo, pose_ref, pose_name, face_index, prompts, seed, candidates, figure_inputs)
+    fig["key"] = fig_key
+    record["stages"]["figure"] = fig
+    best = fig["best"]
+
+    # 3. Accessories: each its own generation (batched), each cached by its own key.
+    acc_cfg = asdict(cfg.accessories)
+    old_items = {a["key"]: a for a in st.old.get("stages", {}).get("accessories", {}).get("items", [])}
+    items, todo = [], []
+    for text in req.accessories:
+        p, n = prompts.accessory(text)
+        a_seed = accessory_seed(seed, text)
+        key = _digest({"text": text, "prompt": p, "negative": n, "seed": a_seed, "cfg": acc_cfg, **model_key})
+        prev = old_items.get(key)
+        if prev and st.path(prev["raw"]).exists() and st.path(prev["matte"]).exists():
+            items.append(prev)
+        else:
+            item = {"key": key, "text": text, "prompt": p, "seed": a_seed,
+                    "raw": f"accessory-{key[:8]}.png", "matte": f"accessory-{key[:8]}-matte.png"}
+            items.append(item)
+            todo.append(item)
+    if req.accessories and not todo:
+        st.reused.append("accessories")
+        log.warning("reusing accessories from %s (their inputs did not change)", st.run_dir)
+    elif todo:
+        reused = [i["text"] for i in items if i not in todo]
+        if reused:
+            log.warning("reusing accessories %s; generating %s", reused, [i["text"] for i in todo])
+        make_accessories(st, todo, negative=prompts.accessory(todo[0]["text"])[1])
+    for path in req.accessory_images:
+        i = len(items)
+        with st.stage("matte"):
+            cutout = cut(own_items[req.accessory_images.index(path)], str(path))
+        items.append({"text": path.name, "own_image": True,
+                      "matte": st.save_image(cutout, f"accessory-own-{i}-matte.png")})
+    record["stages"]["accessories"] = {"items": items}
+
+    # 4. Package and outputs.
+    figure_matte = load_rgba(st.path(fig["mattes"][best]))
+    accessory_mattes = [load_rgba(st.path(i["matte"])) for i in items]
+    text = PackText(req.name, req.tagline)
+    with st.stage("packaging"):
+        package, layout = render_package(figure_matte, accessory_mattes, text, template=template,
+                                                   size=size, edition=req.edition)
+    st.save_image(package, "package.png")
+    record["layout"] = {"compartments": [list(b) for b in layout.compartments], "barcode": layout.barcode,
+                        "text": {k: {"box": list(v.box), "ink": list(v.ink)} for k, v in layout.text.items()}}
+    record.update({
+        "figurine": __import__("figurine").__version__,
+        "request": req.to_dict(),
+        "resolved": {"seed": seed, "candidates": candidates, "pose": pose_name, "face_index": face_index,
+                     "template": template, "size": size},
+        "prompts": {"figure": prompts.figure, "negative": prompts.figure_negative,
+                    "accessories": {i["text"]: i.get("prompt") for i in items}},
+        "config": cfg.to_dict(),
+        "model_hashes": st.old.get("model_hashes", {}) if st._gen is None else model_hashes(cfg, st._gen.files),
+        "runtime": st.old.get("runtime") if st._gen is None else {
+            "device": st._gen.runtime.device, "dtype": str(st._gen.runtime.dtype).replace("torch.", ""),
+            "memory": st._gen.runtime.memory},
+        "timings": st.timings,
+        "reused": st.reused,
+        "energy": {"stages": [r.to_dict() for r in st.meter.readings], "total": st.meter.total().to_dict()},
+    })
+    if req.store_embedding and photo is not None:
+        np.save(st.path(EMBEDDING_FILE), fig.pop("_embedding"))
+        record["stored_embedding"] = EMBEDDING_FILE
+    fig.pop("_embedding", None)
+    write_outputs(record, package, figure_matte, accessory_mattes, text, req, st)
+    energy_line = st.meter.total().format_line()
+    return Result(req.output, st.run_dir, record, st.reused, energy_line)
+
+
+def sidecar_path(output: Path) -> Path:
+    return output.with_suffix(".json")
+
+
+def write_outputs(record: dict, package, figure, accessories, text, req: Request, st: Stages) -> None:
+    """OUT.png with provenance chunks, OUT.json, the optional print PDF, then run.json."""
+    from figurine import packaging, provenance
+    from figurine.outputs import atomic_write, save_png
+
+    g, res = st.cfg.generation, record["resolved"]
+    hashes = record.get("model_hashes") or {}
+    unet = next((h for f, h in sorted(hashes.items()) if "unet" in f or f.endswith(".safetensors")), "")
+    parameters = provenance.a1111_parameters(
+        prompt=record["prompts"]["figure"], negative=record["prompts"]["negative"], steps=g.steps,
+        sampler=g.scheduler, cfg_scale=g.guidance, seed=res["seed"], width=g.width, height=g.height,
+        model_name=Path(st.cfg.model.base).name, model_hash=unet[:10],
+        extra={"ControlNet": Path(st.cfg.model.controlnet).name, "IP-Adapter": Path(st.cfg.model.ip_adapter).name,
+               "IP-Adapter scale": g.ip_adapter_scale, "ControlNet scale": g.controlnet_scale,
+               "Pose": res["pose"], "Template": res["template"]},
+    )
+    save_png(package, req.output, force=req.force,
+             pnginfo=provenance.png_info(parameters, record, provenance.xmp_packet()))
+    body = json.dumps(record, indent=2, sort_keys=True).encode()
+    atomic_write(sidecar_path(req.output), lambda f: f.write(body), force=req.force)
+    if req.pdf:
+        packaging.export_pdf(figure, accessories, text, res["template"], req.pdf, edition=req.edition)
+    atomic_write(st.path(RUN_JSON), lambda f: f.write(body), force=True)
+
+
+def hmac_digest(salt: str, path: Path) -> str:
+    """A salted hash of a file: tells whether the photo changed without identifying it elsewhere."""
+    h = hashlib.sha256(salt.encode())
+    h.update(Path(path).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cut(image, what: str):
+    """The matte of a generated picture; the whole picture (with a warning) if nothing stands out."""
+    import numpy as np
+
+    from figurine import matte
+
+    rgba = matte.cut_out(image)
+    if (np.asarray(rgba.getchannel("A")) >= 128).mean() < 0.002:
+        log.warning("%s: nothing stands out from the backdrop; packaging the whole picture", what)
+        rgba = image.convert("RGBA")
+    return rgba
+
+
+def load_rgba(path: Path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGBA")
+
+
+def make_figures(st: Stages, photo, pose_ref, pose_name, face_index, prompts, seed, candidates, inputs) -> dict:
+    """Identity, pose, then `candidates` figures with consecutive seeds, scored for likeness."""
+    from figurine.face import identity_score, pick
+    from figurine.pose import load_preset, pose_from_image, render_pose
+
+    cfg, g = st.cfg, st.cfg.generation
+    if photo is None:
+        raise InputError(
+            "the figure must be generated again (its settings changed) and that needs the photo: "
+            "give PHOTO as well as --run"
+        )
+    # Identity.
+    with st.stage("identity"):
+        faces = st.analyzer().faces(photo)
+        face = pick(faces, face_index, label=str(st.req.photo))
+    # Pose.
+    with st.stage("pose"):
+        pose = pose_from_image(pose_ref, cfg.path("model.annotators")) if pose_ref is not None else load_preset(pose_name)
+        control = render_pose(pose, g.width, g.height, cfg.pose.limb_width, cfg.pose.point_radius)
+    st.save_image(control, "pose.png")
+    # Figures, each decoded and scored.
+    gen = st.generator()
+    files, mattes, scores, seeds = [], [], [], []
+    for i in range(candidates):
+        s = seed + i
+        with st.stage("generation"):
+            latents = gen.figure(prompts.figure, prompts.figure_negative, control, face.embedding, seed=s)
+        with st.stage("vae_decode"):
+            image = gen.decode(latents)[0]
+        with st.stage("identity_score"):
+            score = identity_score(st.analyzer(), image, face.embedding)
+        with st.stage("matte"):
+            cutout = cut(image, f"figure candidate {i}")
+        files.append(st.save_image(image, f"figure-{i}.png"))
+        mattes.append(st.save_image(cutout, f"figure-{i}-matte.png"))
+        scores.append(None if score is None else round(float(score), 4))
+        seeds.append(s)
+        shown = "no face detected" if score is None else f"{score:.3f}"
+        print(f"candidate {i} (seed {s}): identity score {shown}")
+    scored = [(sc, i) for i, sc in enumerate(scores) if sc is not None]
+    best = max(scored)[1] if scored else 0
+    if candidates > 1:
+        print(f"packaging candidate {best}" + ("" if scored else " (no face detected on any candidate)"))
+    return {"files": files, "mattes": mattes, "scores": scores, "seeds": seeds, "best": best,
+            "pose_image": "pose.png", "inputs": {"photo": inputs["photo"]},
+            "face": {"box": [round(float(v), 1) for v in face.box], "det_score": round(float(face.det_score), 4),
+                     "faces_found": len(faces)},
+            "_embedding": face.embedding}
+
+
+def make_accessories(st: Stages, todo: list[dict], negative: str) -> None:
+    """Generate the accessories that changed, `accessories.batch` at a time, then matte them."""
+    a = st.cfg.accessories
+    gen = st.generator()
+    for start in range(0, len(todo), max(1, a.batch)):
+        chunk = todo[start:start + max(1, a.batch)]
+        with st.stage("accessories"):
+            latents = gen.accessories([(i["prompt"], negative, i["seed"]) for i in chunk],
+                                      a.width, a.height, a.steps, a.guidance)
+            images = gen.decode(latents)
+        for item, image in zip(chunk, images):
+            st.save_image(image, item["raw"])
+            with st.stage("matte"):
+                st.save_image(cut(image, f"accessory '{item['text']}'"), item["matte"])
+
+
+def model_hashes(cfg: Config, paths: list[Path]) -> dict[str, str]:
+    """sha256 of every model weight file this run loaded, relative to the weights root."""
+    from figurine.weights import file_hashes
+
+    files = []
+    for p in paths:
+        files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in (".safetensors", ".onnx")) if p.is_dir() else [p]
+    insight = cfg.path("model.insightface")
+    if insight and insight.is_dir():
+        files += sorted(insight.glob("*.onnx"))
+    hashes = file_hashes(files, cfg.weights_root)
+    root = cfg.weights_root
+
+    def rel(f) -> str:
+        try:
+            return os.path.relpath(f, root)
+        except ValueError:
+            return str(f)
+
+    return {rel(f): h for f, h in hashes.items()}

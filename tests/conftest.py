@@ -1,0 +1,37 @@
+"""Shared fixtures: one tiny weights tree per test session, and a way to run the real CLI.
+
+The tiny tree is built by the same script a user runs (scripts/make_tiny_weights.py) in a
+session temp folder; every end-to-end test runs `figurine` as a subprocess against it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_CONFIG = ROOT / "configs" / "tiny.toml"
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny-weights")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_tiny_weights.py"), str(root)],
+                   check=True, capture_output=True, text=True)
+    return root
+
+
+def run_figurine(*args, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
+    """`python -m figurine ARGS` as a user would run it; returns the CompletedProcess."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "figurine", *map(str, args)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def figurine_cli():
+    return run_figurine
