@@ -1,0 +1,178 @@
+"""Packaging templates: TOML files in configs/packaging/, checked against the keys below.
+
+    from figurine.packaging.template import list_templates, load_template
+    list_templates()                      # ['classic-blister', 'collector-window', ...]
+    t = load_template("classic-blister")  # or a path to your own .toml
+    t["name"]["box"]                      # [x, y, w, h] in millimetres
+
+A template is plain data: sizes and boxes in millimetres from the package's top-left corner,
+colours as "#rrggbb", and a choice among the drawing styles the renderer knows (card art,
+bubble or window, tray style, badge shapes). To make a new package, copy a template, change it,
+and pass its path (or drop it in configs/packaging/). Every key is listed with its default in
+DEFAULTS; an unknown key or a wrong type is a ConfigError naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from figurine.errors import ConfigError, InputError
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "configs" / "packaging"
+
+BOX = [0.0, 0.0, 0.0, 0.0]  # x, y, w, h in mm; w == 0 means "not drawn"
+
+DEFAULTS: dict[str, Any] = {
+    "label": "",
+    "description": "",
+    "page": {"width": 170.0, "height": 250.0, "radius": 3.0, "bleed": 3.0},
+    # The social/story picture: a studio backdrop behind the package.
+    "scene": {"top": "#e9e4dc", "bottom": "#b9b2a8", "shadow": 0.45},
+    "hang_tab": {"width": 0.0, "height": 0.0, "radius": 5.0, "hole": "euro",  # euro | round | none
+                 "hole_width": 26.0, "hole_y": 0.0},
+    "side_panel": {"width": 0.0, "top": "#333333", "bottom": "#111111", "text": "",
+                   "text_color": "#ffffff", "accent": "#c9a227", "view_width": 0.45},
+    "card": {"top": "#1f4fd1", "bottom": "#0b1c5a", "middle": "",
+             "art": "rays",  # rays | grid | stripes | halftone | spotlight | plain
+             "art_color": "#ffffff", "art_opacity": 0.12, "art_center": [85.0, 120.0],
+             "art_count": 18, "art_box": BOX,
+             "border_color": "", "border_width": 0.0, "border_inset": 4.0,
+             "panel_color": "", "panel_box": BOX, "panel_radius": 4.0},
+    "enclosure": {"kind": "bubble",  # bubble (moulded blister) | window (box with film window)
+                  "box": [25.0, 60.0, 120.0, 140.0], "radius": 10.0, "top_radius": -1.0,
+                  "backing_top": "#ffffff", "backing_bottom": "#cccccc", "backing_art": "spotlight",
+                  "frame_color": "", "frame_width": 0.0, "padding": 5.0},
+    "tray": {"box": BOX, "kind": "bubbles",  # bubbles (one blister each) | insert (moulded tray)
+             "color": "#dfe6ee", "label": "", "label_color": "#ffffff"},
+    "brand": {"text": "FIGURINE", "sub": "", "box": BOX, "color": "#ffffff",
+              "sub_color": "#ffffff", "weight": 900.0, "width": 75.0, "italic": False,
+              "plate": "", "plate_radius": 3.0, "rotate": 0},
+    "name": {"box": [10.0, 205.0, 150.0, 22.0], "color": "#ffffff", "outline": "#000000",
+             "outline_width": 0.06, "shadow": "", "shadow_offset": [0.04, 0.06],
+             "extrude": 0, "weight": 900.0, "width": 62.5, "italic": False,
+             "case": "upper",  # upper | asis
+             "max_lines": 2, "min_size": 4.0, "align": "center",
+             "banner": "", "banner_box": BOX, "banner_shape": "rect",  # rect | slant | ribbon
+             "banner_radius": 2.0, "banner_outline": ""},
+    "tagline": {"box": [15.0, 228.0, 140.0, 8.0], "color": "#ffffff", "weight": 600.0,
+                "width": 85.0, "italic": False, "case": "upper", "min_size": 2.2,
+                "plate": "", "plate_radius": 2.0, "align": "center"},
+    "barcode": {"box": [120.0, 232.0, 38.0, 14.0]},
+    "badge": [],
+    "badge_text": {"scale": "1/12\nSCALE", "age": "AGES\n14+", "ai": "AI-GENERATED\nIMAGE",
+                   "edition": "No.\n{edition:04d}", "edition_none": "1st\nEDITION"},
+}
+
+BADGE_DEFAULTS: dict[str, Any] = {
+    "kind": "text",  # scale | age | ai | edition | text
+    "text": "", "center": [0.0, 0.0], "size": [20.0, 20.0],
+    "shape": "circle",  # circle | starburst | pill | rect | tag
+    "color": "#ffd23f", "text_color": "#111111", "outline": "", "rotate": 0.0,
+    "weight": 800.0, "width": 75.0,
+}
+
+CHOICES = {
+    ("hang_tab", "hole"): ("euro", "round", "none"),
+    ("card", "art"): ("rays", "grid", "stripes", "halftone", "spotlight", "plain"),
+    ("enclosure", "kind"): ("bubble", "window"),
+    ("enclosure", "backing_art"): ("rays", "grid", "stripes", "halftone", "spotlight", "plain"),
+    ("tray", "kind"): ("bubbles", "insert"),
+    ("name", "case"): ("upper", "asis"),
+    ("tagline", "case"): ("upper", "asis"),
+    ("name", "banner_shape"): ("rect", "slant", "ribbon"),
+    ("name", "align"): ("center", "left"),
+    ("tagline", "align"): ("center", "left"),
+    ("badge", "kind"): ("scale", "age", "ai", "edition", "text"),
+    ("badge", "shape"): ("circle", "starburst", "pill", "rect", "tag"),
+}
+
+_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+Template = dict  # a checked, defaults-filled template: plain nested dicts
+
+
+def list_templates() -> list[str]:
+    """Names of the templates shipped in configs/packaging/."""
+    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.toml"))
+
+
+def load_template(name: str) -> Template:
+    """A template by name (configs/packaging/NAME.toml) or by path to a .toml file."""
+    path = Path(name)
+    if not (name.endswith(".toml") or path.is_file()):
+        path = TEMPLATE_DIR / f"{name}.toml"
+        if not path.is_file():
+            raise InputError(f"unknown template '{name}'",
+                             hint=f"choose one of: {', '.join(list_templates())}, or a .toml path")
+    if not path.is_file():
+        raise InputError(f"template file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    t = _merge(DEFAULTS, data, path, "")
+    t["badge"] = [_merge(BADGE_DEFAULTS, b, path, f"badge[{i}].")
+                  for i, b in enumerate(data.get("badge", []))]
+    t["id"] = path.stem
+    t["path"] = str(path)
+    return t
+
+
+def _merge(defaults: dict, data: Any, path: Path, prefix: str) -> dict:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: '{prefix.rstrip('.')}' must be a table")
+    out = copy.deepcopy({k: v for k, v in defaults.items() if k != "badge"})
+    for key, value in data.items():
+        full = f"{prefix}{key}"
+        if key == "badge" and not prefix:
+            if not isinstance(value, list):
+                raise ConfigError(f"{path}: 'badge' must be an array of tables ([[badge]])")
+            continue
+        if key not in defaults:
+            raise ConfigError(f"{path}: unknown key '{full}'")
+        default = defaults[key]
+        if isinstance(default, dict):
+            out[key] = _merge(default, value, path, f"{full}.")
+            continue
+        out[key] = _check_value(value, default, path, full)
+    return out
+
+
+def _check_value(value: Any, default: Any, path: Path, key: str) -> Any:
+    section_key = tuple(key.split(".")[-2:]) if "." in key else (key,)
+    if section_key and section_key[0].startswith("badge["):
+        section_key = ("badge", section_key[-1])
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok and isinstance(default, float) else value
+    elif isinstance(default, list):
+        ok = (isinstance(value, list) and len(value) == len(default)
+              and all(isinstance(v, (int, float)) for v in value))
+        value = [float(v) for v in value] if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{path}: '{key}' has the wrong type (expected like {default!r})")
+    if isinstance(value, str) and _looks_like_colour_key(key) and value and not _HEX.match(value):
+        raise ConfigError(f"{path}: '{key}' must be a colour like \"#1a2b3c\" or \"\", got {value!r}")
+    allowed = CHOICES.get(section_key)
+    if allowed and value not in allowed:
+        raise ConfigError(f"{path}: '{key}' must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+_COLOUR_KEYS = ("top", "bottom", "middle", "color", "outline", "shadow", "banner", "plate",
+                "accent", "backing_top", "backing_bottom", "frame_color", "border_color",
+                "panel_color", "art_color", "text_color", "sub_color", "label_color",
+                "banner_outline")
+
+
+def _looks_like_colour_key(key: str) -> bool:
+    last = key.split(".")[-1]
+    return last in _COLOUR_KEYS and not key.startswith("scene.shadow")
