@@ -1,0 +1,61 @@
+"""figurine's packaging stage: a finished toy package drawn around a figure image.
+
+    from PIL import Image
+    from figurine.packaging import PackText, render, export_pdf, list_templates
+    fig = Image.open("figure.png")                          # RGBA cut-out, or on a plain backdrop
+    text = PackText("Ada Lovelace", "Analytical Engine Pilot")
+    render(fig, [], text, "classic-blister").save("ada.png")          # 1080x1350 RGB
+    export_pdf(fig, [], text, "classic-blister", "ada.pdf")           # 300 DPI, 3 mm bleed
+    list_templates()   # ['classic-blister', 'collector-window', 'fashion-doll', 'vintage-80s']
+
+Modules: template.py (TOML templates), render.py (composition), draw.py (anti-aliased
+primitives), text.py (validation and fitting), fonts.py (the bundled font), barcode.py
+(EAN-13), pdf.py (print PDF).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from figurine.packaging.render import (SIZES, Layout, PackText, TextBox, render_package,
+                                       render_print)
+from figurine.packaging.template import Template, list_templates, load_template
+from figurine.packaging.text import validate_text as _validate_text
+
+__all__ = ["PackText", "Layout", "TextBox", "Template", "SIZES", "render", "render_package",
+           "render_print", "export_pdf", "list_templates", "load_template", "validate_text"]
+
+
+def render(figure: Image.Image, accessories: list[Image.Image], text: PackText,
+           template: str = "classic-blister", size: str = "social",
+           edition: int | None = None) -> Image.Image:
+    """The package on a studio backdrop: RGB, 1080x1350 (social) or 1080x1920 (story)."""
+    return render_package(figure, accessories, text, template, size, edition)[0]
+
+
+def export_pdf(figure: Image.Image, accessories: list[Image.Image], text: PackText,
+               template: str, path, edition: int | None = None, dpi: int = 300) -> Layout:
+    """Write the print PDF (trim + 3 mm bleed, crop marks) to `path`; return the page layout."""
+    from figurine.packaging.pdf import write_print_pdf
+
+    page, layout, t = render_print(figure, accessories, text, template, edition, dpi)
+    write_print_pdf(page, path, (t["page"]["width"], t["page"]["height"]), t["page"]["bleed"],
+                    title=text.name)
+    return layout
+
+
+def validate_text(name: str, tagline: str = "", template: str | None = None,
+                  brand: str | None = None) -> None:
+    """Raise InputError for text no package can show; with `template`, also for text that
+    cannot fit that template's boxes at a readable size."""
+    _validate_text(name, tagline, brand)
+    if template is not None:
+        from figurine.packaging.render import check_fit
+
+        check_fit(PackText(name, tagline, brand), template)
+
+
+def template_path(name: str) -> Path:
+    return Path(load_template(name)["path"])

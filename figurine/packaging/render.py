@@ -28,7 +28,7 @@ from PIL import Image
 from figurine.errors import InputError
 from figurine.matte import cut_out
 from figurine.packaging import barcode as ean
-from figurine.packaging.draw import (Canvas, Region, _to_u8, blur, capsule, circle, rect_cover, euro_slot, hex_color,
+from figurine.packaging.draw import (Canvas, Region, _to_u8, band_regions, blur, capsule, circle, rect_cover, rrect_cover, euro_slot, hex_color,
                                      mix, polygon_cover, rrect, starburst, stripes_aa,
                                      vertical_gradient)
 from figurine.packaging.template import Template, load_template
@@ -202,33 +202,31 @@ def _pxbox(c: Canvas, box) -> tuple[int, int, int, int]:
 
 
 # -- 1. card ------------------------------------------------------------------------------------
-def _card_sdf(t: Template, X, Y) -> np.ndarray:
+def _card(c: Canvas, t: Template, grow: float) -> None:
+    """The die-cut card: a rounded body, the hang tab above it, the hang hole through the tab.
+    `grow` widens the cut outline (and narrows the hole) into the print bleed."""
     W, H = t["page"]["width"], t["page"]["height"]
     tab = t["hang_tab"]
-    th = tab["height"]
-    body = rrect(X, Y, (0, th, W, H - th), t["page"]["radius"])
-    if th > 0 and tab["width"] > 0:
-        tw = tab["width"]
-        shape = np.minimum(body, rrect(X, Y, ((W - tw) / 2, 0, tw, th + 2 * tab["radius"]), 0.0,
-                                       top_radius=tab["radius"]))
-        cx, cy = W / 2, tab["hole_y"] or th / 2
-        if tab["hole"] == "euro":
-            shape = np.maximum(shape, -euro_slot(X, Y, cx, cy, tab["hole_width"]))
-        elif tab["hole"] == "round":
-            shape = np.maximum(shape, -circle(X, Y, cx, cy, tab["hole_width"] / 2))
-        return shape
-    return body
-
-
-def _card(c: Canvas, t: Template, grow: float) -> None:
-    W, H = t["page"]["width"], t["page"]["height"]
+    th = tab["height"] if tab["width"] > 0 else 0.0
     r = c.region((0, 0, W, H), pad=grow + 1)
+    cov = rrect_cover(c, r, (0, th, W, H - th), t["page"]["radius"], grow=grow)
+    if th > 0:
+        tw = tab["width"]
+        tab_box = ((W - tw) / 2, 0, tw, th + 2 * tab["radius"])
+        tr = c.region(tab_box, pad=grow + 1)
+        s = rrect(tr.X, tr.Y, tab_box, 0.0, top_radius=tab["radius"])
+        sub = cov[tr.ys.start - r.ys.start:tr.ys.stop - r.ys.start, tr.xs.start - r.xs.start:tr.xs.stop - r.xs.start]
+        np.maximum(sub, c.cover(tr, s, grow=grow), out=sub)
+        cx, cy = W / 2, tab["hole_y"] or th / 2
+        if tab["hole"] != "none":
+            hole = euro_slot(tr.X, tr.Y, cx, cy, tab["hole_width"]) if tab["hole"] == "euro" \
+                else circle(tr.X, tr.Y, cx, cy, tab["hole_width"] / 2)
+            np.minimum(sub, 1.0 - c.cover(tr, hole, grow=-grow), out=sub)
     card = t["card"]
     stops = [hex_color(card["top"])]
     if card["middle"]:
         stops.append(hex_color(card["middle"]))
     stops.append(hex_color(card["bottom"]))
-    cov = c.cover(r, _card_sdf(t, r.X, r.Y), grow=grow)
     c.paint(r, cov, vertical_gradient(r, 0, H, stops))
 
 
@@ -241,12 +239,12 @@ def _card_art(c: Canvas, t: Template) -> None:
     r = c.region(box, pad=4)
     if r is None:
         return
-    inside = rect_cover(c, r, box) if card["art_box"][2] > 0 else 1.0
+    inside = rect_cover(c, r, box) if card["art_box"][2] > 0 else np.float32(1.0)
     _art(c, r, card["art"], box, card["art_center"], hex_color(card["art_color"]),
          card["art_opacity"], card["art_count"], inside)
     if card["panel_color"] and card["panel_box"][2] > 0:
         pr = c.region(card["panel_box"], pad=1)
-        c.paint(pr, c.cover(pr, rrect(pr.X, pr.Y, card["panel_box"], card["panel_radius"])),
+        c.paint(pr, rrect_cover(c, pr, card["panel_box"], card["panel_radius"]),
                 hex_color(card["panel_color"]), clip=True)
     if card["border_color"] and card["border_width"] > 0:
         i, bw = card["border_inset"], card["border_width"]
@@ -256,27 +254,22 @@ def _card_art(c: Canvas, t: Template) -> None:
 
 
 def _ring(c: Canvas, box, radius: float, width: float, color) -> None:
-    """A rounded-rectangle line centred on box's edge, evaluated only near the edge: the rows
-    along the top and bottom, and the left and right columns of the rows in between."""
-    x, y, w, h = box
-    m = radius + width
-    top = c.region((x - width, y - width, w + 2 * width, m + width))
-    bottom = c.region((x - width, y + h - m, w + 2 * width, m + width))
-    left = c.region((x - width, y, m + width, h))
-    right = c.region((x + w - m, y, m + width, h))
-    if None in (top, bottom, left, right):
-        return
-    rows = slice(top.ys.stop, bottom.ys.start)
-    parts = [top, bottom]
-    if rows.stop > rows.start:
-        parts += [c.window(rows, left.xs), c.window(rows, right.xs)]
-    for r in parts:
+    """A rounded-rectangle line centred on box's edge, evaluated only near that edge."""
+    for r in band_regions(c, box, radius, width, width):
         ring = np.abs(rrect(r.X, r.Y, box, radius)) - width / 2
         c.paint(r, c.cover(r, ring), color, clip=True)
 
 
 def _art(c: Canvas, r: Region, kind: str, box, center, color, opacity, count, mask) -> None:
-    """Background motifs, all anti-aliased analytically (see draw.stripes_aa)."""
+    """Background motifs, all anti-aliased analytically (see draw.stripes_aa); computed and
+    painted band by band (Canvas.chunks)."""
+    h = r.shape[0]
+    for sub, rows in c.chunks(r, 32):
+        m = mask[rows] if np.ndim(mask) == 2 and np.shape(mask)[0] == h else mask
+        _art_band(c, sub, kind, box, center, color, opacity, count, m)
+
+
+def _art_band(c: Canvas, r: Region, kind: str, box, center, color, opacity, count, mask) -> None:
     px = 1.0 / c.scale  # one pixel in mm
     x, y, w, h = box
     cx, cy = center
@@ -350,11 +343,11 @@ def _side_panel(c: Canvas, t: Template) -> None:
     c.paint(r, fold, hex_color(sp["accent"]), clip=True)
     if sp["text"]:
         style = TextStyle(weight=900, width=62.5, italic=False)
-        lines, size = fit_block(sp["text"], (H - 40) * c.scale, (sw - 10) * c.scale, style, 1)
+        lines, size = fit_block(sp["text"], H * 0.68 * c.scale, (sw - 10) * c.scale, style, 1)
         if size:
             block = draw_block(lines, size, style)
             mask = np.rot90(block.fill).copy()
-            x0, y0 = c.px(sw / 2, H * 0.45)
+            x0, y0 = c.px(sw / 2, H * 0.42)
             _paint_mask(c, mask, int(x0 - mask.shape[1] / 2), int(y0 - mask.shape[0] / 2),
                         hex_color(sp["text_color"]))
 
@@ -480,21 +473,23 @@ def _place(c: Canvas, img: Image.Image, area, anchor: str = "center") -> None:
 
 
 def _bubble(c: Canvas, box, radius: float, contents=None, flange: float = 2.2) -> None:
-    """A clear moulded blister: shadow on the card, contents, then the plastic's light."""
+    """A clear moulded blister: shadow on the card, contents, then the plastic's light.
+    Edge effects are evaluated only in bands along the edge (see draw.band_regions)."""
     x, y, w, h = box
-    r = c.region(box, pad=flange + 6)
-    s = rrect(r.X, r.Y, box, radius)
-    # Shadow the bubble throws on the card (outside the bubble only).
-    s_sh = rrect(r.X, r.Y, (x + 1.0, y + 2.2, w, h), radius)
-    shadow = 1.0 / (1.0 + np.exp(s_sh / 1.1)) * (1.0 - c.cover(r, s))
-    c.paint(r, shadow, BLACK, opacity=0.45, clip=True)
-    # The flat flange glued to the card: a faint sheen, a bright outer edge, a crease.
-    fl = c.cover(r, s, grow=flange) * (1.0 - c.cover(r, s))
-    c.paint(r, fl, WHITE, opacity=0.16, clip=True)
-    c.paint(r, np.exp(-((s - flange + 0.25) / 0.28) ** 2), WHITE, opacity=0.55, clip=True)
+    for r in band_regions(c, box, radius, outer=flange + 9.0, inner=0.5):
+        s = rrect(r.X, r.Y, box, radius)
+        inside = c.cover(r, s)
+        # Shadow the bubble throws on the card, down and right (outside the bubble only).
+        s_sh = rrect(r.X, r.Y, (x + 1.0, y + 2.2, w, h), radius)
+        shadow = (1.0 / (1.0 + np.exp(np.clip(s_sh / 1.1, -30, 30)))) * (1.0 - inside)
+        c.paint(r, shadow, BLACK, opacity=0.45, clip=True)
+        # The flat flange glued to the card: a faint sheen and a bright outer edge.
+        fl = c.cover(r, s, grow=flange) * (1.0 - inside)
+        sheen = 1.0 - (1.0 - 0.16 * fl) * (1.0 - 0.55 * np.exp(-((s - flange + 0.25) / 0.28) ** 2))
+        c.paint(r, sheen, WHITE, clip=True)
     if contents:
         contents()
-    _plastic(c, r, s, box)
+    _plastic(c, box, radius)
 
 
 def _normals(s: np.ndarray):
@@ -503,28 +498,33 @@ def _normals(s: np.ndarray):
     return gx / n, gy / n
 
 
-def _plastic(c: Canvas, r: Region, s: np.ndarray, box, strength: float = 1.0) -> None:
-    """Light on clear plastic: rim shading, then haze, bright rims, specular streaks and a glint
-    (the light layers share one white paint: over(over(d, w, a1), w, a2) = over(d, w, a1+a2-a1a2))."""
+def _plastic(c: Canvas, box, radius: float) -> None:
+    """Light on clear plastic. Near the edge: the curved wall darkens, catches a bright rim
+    line on the lit side and a softer one inside on the far side. Across the face: a faint
+    haze, vertical specular streaks fading downwards, and a glint in the top-left corner."""
     x, y, w, h = box
-    inside = c.cover(r, s)
-    d = np.maximum(-s, 0)  # depth inside the bubble, mm
-    nx, ny = _normals(s)
-    facing = np.clip(nx * LIGHT[0] + ny * LIGHT[1], 0, 1)
-    # The curved wall darkens near the edge...
-    c.paint(r, inside * np.exp(-d / 1.6), (0.05, 0.08, 0.12), opacity=0.28 * strength, clip=True)
-    # ...and catches the light in a bright line, with a softer one inside on the far side.
-    rim = 0.9 * np.exp(-((d - 0.9) / 0.38) ** 2) * (0.25 + 0.75 * facing)
-    inner = 0.35 * np.exp(-((d - 2.9) / 0.7) ** 2) * (0.2 + 0.8 * (1.0 - facing))
-    # Specular streaks along the left and right, fading downwards, and a corner glint.
+    for r in band_regions(c, box, radius, outer=0.5, inner=5.0):
+        s = rrect(r.X, r.Y, box, radius)
+        inside = c.cover(r, s)
+        d = np.maximum(-s, 0)
+        nx, ny = _normals(s)
+        facing = np.clip(nx * LIGHT[0] + ny * LIGHT[1], 0, 1)
+        c.paint(r, inside * np.exp(-d / 1.6), (0.05, 0.08, 0.12), opacity=0.28, clip=True)
+        rim = 0.9 * np.exp(-((d - 0.9) / 0.38) ** 2) * (0.25 + 0.75 * facing)
+        inner = 0.35 * np.exp(-((d - 2.9) / 0.7) ** 2) * (0.2 + 0.8 * (1.0 - facing))
+        c.paint(r, inside * (1.0 - (1.0 - rim) * (1.0 - inner)), WHITE, clip=True)
+    r = c.region(box)
     fade = np.clip(1.15 - (r.Y - y) / (h * 0.85), 0, 1)
     streaks = (0.30 * np.exp(-((r.X - (x + w * 0.13)) / (w * 0.045)) ** 2)
                + 0.42 * np.exp(-((r.X - (x + w * 0.215)) / (w * 0.009)) ** 2)
-               + 0.20 * np.exp(-((r.X - (x + w * 0.9)) / (w * 0.014)) ** 2)) * fade
-    streaks = streaks * c.cover(r, s, grow=-1.5)
-    glint = 0.6 * np.exp(-(((r.X - (x + w * 0.1)) / (w * 0.06)) ** 2 + ((r.Y - (y + h * 0.05)) / (h * 0.03)) ** 2))
-    keep = (1.0 - 0.07) * (1.0 - rim) * (1.0 - inner) * (1.0 - np.minimum(streaks, 1)) * (1.0 - glint)
-    c.paint(r, inside * (1.0 - keep), WHITE, opacity=strength, clip=True)
+               + 0.20 * np.exp(-((r.X - (x + w * 0.9)) / (w * 0.014)) ** 2))
+    light = 1.0 - (1.0 - 0.07) * (1.0 - np.minimum(streaks * fade, 1.0))   # (h, w) by broadcasting
+    c.paint(r, light * rrect_cover(c, r, box, radius, grow=-1.5), WHITE, clip=True)
+    gb = (x + w * 0.02, y + h * 0.005, w * 0.16, h * 0.09)
+    gr = c.region(gb)
+    if gr is not None:
+        glint = 0.6 * np.exp(-(((gr.X - (x + w * 0.1)) / (w * 0.06)) ** 2 + ((gr.Y - (y + h * 0.05)) / (h * 0.03)) ** 2))
+        c.paint(gr, glint * rrect_cover(c, gr, box, radius, grow=-1.0), WHITE, clip=True)
 
 
 def _window(c: Canvas, t: Template, encl, figure_fn, tray_fn) -> None:
@@ -532,31 +532,34 @@ def _window(c: Canvas, t: Template, encl, figure_fn, tray_fn) -> None:
     box = encl["box"]
     x, y, w, h = box
     top_r = encl["top_radius"] if encl["top_radius"] >= 0 else None
-    r = c.region(box, pad=encl["frame_width"] + 2)
-    s = rrect(r.X, r.Y, box, encl["radius"], top_radius=top_r)
-    win = c.cover(r, s)
+    rad = encl["radius"]
+    r = c.region(box, pad=1)
+    win = rrect_cover(c, r, box, rad, top_radius=top_r)
     c.paint(r, win, vertical_gradient(r, y, y + h, [hex_color(encl["backing_top"]),
                                                      hex_color(encl["backing_bottom"])]), clip=True)
     _art(c, r, encl["backing_art"], box, (x + w / 2, y + h * 0.4), WHITE, 0.35, 16, win)
     figure_fn()
     if tray_fn:
         tray_fn()
-    # Depth: the box front shades the inside along the window edge, more at the top.
-    d = np.maximum(-s, 0)
-    nx, ny = _normals(s)
-    top_bias = 0.55 + 0.45 * np.clip(-ny, 0, 1)
-    c.paint(r, win * np.exp(-d / 2.2) * top_bias, BLACK, opacity=0.55, clip=True)
-    # The film: haze, two broad diagonal glares, a thin bright edge.
-    c.paint(r, win, WHITE, opacity=0.05, clip=True)
+    # The film across the window: a haze and two broad diagonal glares.
     u = ((r.X - x) + (r.Y - y) * 0.45) / w
-    glare = 0.12 * np.exp(-((u - 0.28) / 0.07) ** 2) + 0.08 * np.exp(-((u - 0.52) / 0.025) ** 2)
+    glare = 1.0 - (1.0 - 0.05) * (1.0 - 0.12 * np.exp(-((u - 0.28) / 0.07) ** 2)) \
+        * (1.0 - 0.08 * np.exp(-((u - 0.52) / 0.025) ** 2))
     c.paint(r, win * glare, WHITE, clip=True)
-    c.paint(r, win * np.exp(-((d - 0.5) / 0.3) ** 2) * (0.3 + 0.7 * np.clip(nx * LIGHT[0] + ny * LIGHT[1], 0, 1)),
-            WHITE, opacity=0.7, clip=True)
-    if encl["frame_color"] and encl["frame_width"] > 0:
-        fw = encl["frame_width"]
-        ring = np.abs(s - fw / 2) - fw / 2
-        c.paint(r, c.cover(r, ring), hex_color(encl["frame_color"]), clip=True)
+    # Depth near the edge: the box front shades the inside (more at the top), the film's cut
+    # edge catches the light, and the printed frame surrounds the opening.
+    fw = encl["frame_width"] if encl["frame_color"] else 0.0
+    for er in band_regions(c, box, max(rad, top_r or 0.0), outer=fw + 1.0, inner=9.0):
+        s = rrect(er.X, er.Y, box, rad, top_radius=top_r)
+        inside = c.cover(er, s)
+        d = np.maximum(-s, 0)
+        nx, ny = _normals(s)
+        depth = inside * np.exp(-d / 2.2) * (0.55 + 0.45 * np.clip(-ny, 0, 1))
+        c.paint(er, depth, BLACK, opacity=0.55, clip=True)
+        edge = inside * np.exp(-((d - 0.5) / 0.3) ** 2) * (0.3 + 0.7 * np.clip(nx * LIGHT[0] + ny * LIGHT[1], 0, 1))
+        c.paint(er, edge, WHITE, opacity=0.7, clip=True)
+        if fw > 0:
+            c.paint(er, c.cover(er, np.abs(s - fw / 2) - fw / 2), hex_color(encl["frame_color"]), clip=True)
 
 
 # -- 6. tray ------------------------------------------------------------------------------------
@@ -770,3 +773,15 @@ def _barcode(c: Canvas, box, code: str, layout: Layout) -> None:
         _paint_mask(c, block.fill, int(mx - block.shape[1] / 2), int(my - block.shape[0] / 2), BLACK)
     layout.barcode = code
     layout.barcode_box = _pxbox(c, box)
+
+
+def check_fit(text: PackText, template: str | Template = "classic-blister") -> None:
+    """Raise InputError when the text cannot fit the template's boxes (no drawing of the rest)."""
+    validate_text(text.name, text.tagline, text.brand)
+    t = template if isinstance(template, dict) else load_template(template)
+    W, H = t["page"]["width"], t["page"]["height"]
+    scale = min(SIZES["social"][0] * 0.86 / W, SIZES["social"][1] * 0.86 / H)
+    c = Canvas(W, H, scale)
+    layout = Layout(size=(c.w, c.h), scale=scale)
+    _brand(c, t, text, layout)
+    _name_and_tagline(c, t, text, layout)

@@ -1,0 +1,150 @@
+"""figurine pack: draw the package around a figure picture (no model weights needed).
+
+    figurine pack figure.png --name "Ada Lovelace" --tagline "Analytical Engine Pilot" \\
+        --accessory-image mug.png --template vintage-80s -o ada.png --pdf ada.pdf
+
+The figure (and each accessory) may be an RGBA cut-out or a picture on a plain backdrop,
+which is keyed out (figurine/matte.py). `figurine make` ends with the same `pack_files` call.
+
+1. Check the arguments: text, template, input files, outputs (never overwrite without
+   --force).
+2. Load the pictures.
+3. Render the PNG and/or the PDF, each written to a temporary file beside its final name and
+   moved into place (os.replace), so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from figurine.errors import InputError, OutputExistsError
+
+SIZES = ("social", "story")
+MAX_ACCESSORIES = 4
+
+
+def add_parser(sub):
+    p = sub.add_parser("pack", help="draw the toy package around a figure picture",
+                       description="Compose a finished toy package (PNG and/or print PDF) around "
+                                   "a figure picture; no model weights needed.")
+    p.add_argument("figure", metavar="FIGURE", nargs="?",
+                   help="figure picture: RGBA cut-out or on a plain backdrop")
+    # issue 4: `--run RUN_DIR` (recompose from a `figurine make` run directory) is added by
+    # the lead; it supplies the figure and accessories from the run and then calls pack_files.
+    p.add_argument("--name", required=True, help="name on the package (1-40 characters)")
+    p.add_argument("--tagline", default="", help="line under the name (up to 60 characters)")
+    p.add_argument("--brand", default=None, help="brand line instead of the template's")
+    p.add_argument("--accessory-image", action="append", default=[], metavar="IMG",
+                   dest="accessory_images", help="accessory picture for the tray (repeat, up to 4)")
+    p.add_argument("--template", default="classic-blister",
+                   help="template name (see configs/packaging/) or a .toml path")
+    p.add_argument("--size", choices=SIZES, default="social",
+                   help="social (1080x1350, default) or story (1080x1920)")
+    p.add_argument("--edition", type=int, default=None, help="edition number printed on the box")
+    p.add_argument("-o", "--output", default=None, metavar="OUT.png",
+                   help="PNG to write (default: FIGURE-pack.png unless only --pdf is given)")
+    p.add_argument("--pdf", default=None, metavar="OUT.pdf",
+                   help="also write a print PDF (300 DPI, 3 mm bleed, crop marks)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    return p
+
+
+def run(args) -> int:
+    if not args.figure:
+        raise InputError("no FIGURE given", hint="figurine pack FIGURE --name NAME")
+    from figurine.packaging.render import PackText
+
+    out_png = args.output
+    if out_png is None and args.pdf is None:
+        out_png = str(Path(args.figure).with_name(Path(args.figure).stem + "-pack.png"))
+    written = pack_files(args.figure, args.accessory_images,
+                         PackText(args.name, args.tagline, args.brand), args.template, args.size,
+                         out_png, args.pdf, args.force, edition=args.edition)
+    for path in written:
+        print(path)
+    return 0
+
+
+def pack_files(figure_path, accessory_paths, text, template: str = "classic-blister",
+               size: str = "social", out_png=None, out_pdf=None, force: bool = False,
+               edition: int | None = None) -> list[str]:
+    """Render the package from files and write the outputs atomically; return their paths.
+
+    `figure_path` and `accessory_paths` may also be PIL images (figurine make passes its
+    in-memory cut-outs)."""
+    from figurine.packaging import export_pdf, load_template, render
+    from figurine.packaging.render import check_fit
+
+    # 1. Check everything before drawing anything.
+    if size not in SIZES:
+        raise InputError(f"unknown size '{size}'; choose social or story")
+    if len(accessory_paths) > MAX_ACCESSORIES:
+        raise InputError(f"{len(accessory_paths)} accessory images given; the tray holds at most {MAX_ACCESSORIES}")
+    if out_png is None and out_pdf is None:
+        raise InputError("nothing to write", hint="give -o OUT.png and/or --pdf OUT.pdf")
+    tmpl = load_template(template)
+    check_fit(text, tmpl)
+    outputs = [(p, ext) for p, ext in ((out_png, ".png"), (out_pdf, ".pdf")) if p is not None]
+    for path, ext in outputs:
+        _check_output(Path(path), ext, force)
+
+    # 2. The pictures.
+    figure = _open(figure_path, "figure")
+    accessories = [_open(p, "accessory image") for p in accessory_paths]
+
+    # 3. Render and write.
+    written = []
+    if out_png is not None:
+        image = render(figure, accessories, text, tmpl, size, edition)
+        _atomic_write(Path(out_png), lambda f: image.save(f, "PNG", optimize=False))
+        written.append(str(out_png))
+    if out_pdf is not None:
+        _atomic_write(Path(out_pdf), lambda f: export_pdf(figure, accessories, text, tmpl, f, edition))
+        written.append(str(out_pdf))
+    return written
+
+
+def _check_output(path: Path, ext: str, force: bool) -> None:
+    if path.suffix.lower() != ext:
+        raise InputError(f"{path}: output must end in {ext}")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory")
+    if not path.parent.exists():
+        raise InputError(f"{path.parent}: folder does not exist")
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists", hint="add --force to overwrite it")
+
+
+def _open(source, what: str):
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(source, Image.Image):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found")
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > 64_000_000:
+                raise InputError(f"{path}: {im.width}x{im.height} is too large (at most 64 megapixels)")
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        raise InputError(f"{path}: not a readable image ({e.__class__.__name__})") from e
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
