@@ -8,7 +8,7 @@
 No downloaded weights: the generation stage asks for a plain, evenly lit backdrop
 (BACKDROP_PROMPT), and this module keys it out.
 
-1. RGBA input that already has real transparency is returned as is.
+1. Input with an alpha channel (RGBA, LA, transparent palette) is returned as is.
 2. The backdrop is modelled from the image border as a smooth colour field (a quadratic in x and
    y per channel), which follows the soft light falloff of generated studio backdrops.
 3. Each pixel's colour distance to the backdrop gives three zones: sure backdrop, sure figure,
@@ -36,12 +36,9 @@ _BAND_HIGH = 42.0
 
 def cut_out(image: Image.Image) -> Image.Image:
     """Return an RGBA copy of `image` with its plain backdrop transparent."""
-    # 1. Real transparency wins.
+    # 1. An image with an alpha channel is a cut-out already: used as is.
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        alpha = np.asarray(rgba.getchannel("A"))
-        if (alpha < 250).mean() > 0.001:
-            return rgba
+        return image.convert("RGBA")
     rgb = np.asarray(image.convert("RGB"), np.float32)
     h, w = rgb.shape[:2]
     if h < 8 or w < 8:
