@@ -1,0 +1,299 @@
+"""Packaging: every template renders, text stays in its box, the barcode scans, the PDF has the
+print geometry, renders are reproducible, and bad text is refused with one clear line."""
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pypdf
+import pytest
+import zxingcpp
+from PIL import Image, ImageDraw
+
+from figurine.errors import ConfigError, InputError
+from figurine.packaging import (PackText, export_pdf, list_templates, load_template, render,
+                                render_package, validate_text)
+from figurine.packaging.barcode import check_digit, ean13_for, ean13_modules
+from figurine.packaging.template import TEMPLATE_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATES = list_templates()
+NAMES = {
+    "1": "Q",
+    "12": "Ada Lovelace",
+    "40": "Zoë Ångström-Łukasiewicz de la Peña Øst",
+}
+TAGLINE = "Analytical Engine Pilot"
+
+
+def _figure() -> Image.Image:
+    """A small RGBA figure cut-out: head, body, legs (fast to draw and to place)."""
+    img = Image.new("RGBA", (200, 400), (0, 0, 0, 0))
+    d = ImageDraw.Draw(img)
+    d.ellipse([70, 10, 130, 80], fill=(236, 188, 150, 255))
+    d.rounded_rectangle([50, 80, 150, 240], 20, fill=(40, 90, 200, 255))
+    d.rectangle([60, 240, 95, 390], fill=(30, 30, 40, 255))
+    d.rectangle([105, 240, 140, 390], fill=(30, 30, 40, 255))
+    return img
+
+
+def _accessory(i: int) -> Image.Image:
+    """Accessory pictures on a plain grey backdrop (RGB): they go through the matte."""
+    img = Image.new("RGB", (120, 120), (210, 210, 210))
+    colours = [(220, 40, 40), (40, 160, 60), (240, 180, 20), (120, 60, 200)]
+    ImageDraw.Draw(img).ellipse([20, 30, 100, 90], fill=colours[i % 4])
+    return img
+
+
+FIGURE = _figure()
+_cache: dict = {}
+
+
+def _render(template: str, name: str, n_acc: int = 1, size: str = "social"):
+    key = (template, name, n_acc, size)
+    if key not in _cache:
+        _cache[key] = render_package(FIGURE, [_accessory(i) for i in range(n_acc)],
+                                     PackText(name, TAGLINE), template, size, edition=42)
+    return _cache[key]
+
+
+def _inside(inner, outer) -> bool:
+    return (inner[0] >= outer[0] and inner[1] >= outer[1]
+            and inner[2] <= outer[2] and inner[3] <= outer[3])
+
+
+# -- templates ----------------------------------------------------------------------------------
+def test_at_least_four_distinct_templates():
+    assert {"classic-blister", "fashion-doll", "vintage-80s", "collector-window"} <= set(TEMPLATES)
+    looks = {(t["card"]["top"], t["card"]["art"], t["enclosure"]["kind"],
+              t["side_panel"]["width"] > 0, t["hang_tab"]["hole"])
+             for t in map(load_template, TEMPLATES)}
+    assert len(looks) == len(TEMPLATES)
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+@pytest.mark.parametrize("length", ["1", "12", "40"])
+def test_name_renders_inside_its_box(template, length):
+    img, layout = _render(template, NAMES[length])
+    assert img.size == (1080, 1350) and img.mode == "RGB"
+    for key in ("name", "tagline", "brand"):
+        tb = layout.text[key]
+        assert _inside(tb.ink, tb.box), f"{key} ink {tb.ink} outside its box {tb.box}"
+        assert tb.ink[2] - tb.ink[0] > 0
+    name = layout.text["name"]
+    # Large display type: the name fills its box in at least one direction.
+    fill_w = (name.ink[2] - name.ink[0]) / (name.box[2] - name.box[0])
+    fill_h = (name.ink[3] - name.ink[1]) / (name.box[3] - name.box[1])
+    assert max(fill_w, fill_h) > 0.75
+    # Something was drawn there: the name's box is not flat colour.
+    crop = np.asarray(img.crop(name.ink), np.float32)
+    assert crop.std() > 20
+
+
+@pytest.mark.parametrize("n_acc", [0, 1, 2, 3, 4])
+def test_one_compartment_per_accessory(n_acc):
+    template = TEMPLATES[n_acc % len(TEMPLATES)]
+    img, layout = _render(template, NAMES["12"], n_acc)
+    assert len(layout.compartments) == n_acc
+    arr = np.asarray(img, np.float32)
+    for i, box in enumerate(layout.compartments):
+        assert _inside(box, (0, 0, 1080, 1350))
+        x0, y0, x1, y1 = box
+        centre = arr[(y0 + y1) // 2 - 3:(y0 + y1) // 2 + 3, (x0 + x1) // 2 - 3:(x0 + x1) // 2 + 3]
+        # The accessory's own colour sits in the middle of its compartment (matted, scaled).
+        dominant = np.argmax(centre.reshape(-1, 3).mean(axis=0))
+        want = np.argmax(np.array(_accessory(i).getpixel((60, 60)), np.float32))
+        assert dominant == want
+    for a, b in zip(layout.compartments, layout.compartments[1:]):
+        assert a[2] <= b[0], "compartments overlap"
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_barcode_decodes_to_valid_ean13(template):
+    img, layout = _render(template, NAMES["12"])
+    found = zxingcpp.read_barcodes(img.crop(layout.barcode_box).resize(
+        (2 * (layout.barcode_box[2] - layout.barcode_box[0]), 2 * (layout.barcode_box[3] - layout.barcode_box[1]))))
+    found = found or zxingcpp.read_barcodes(img)
+    codes = [r.text for r in found if r.format == zxingcpp.BarcodeFormat.EAN13]
+    assert codes == [layout.barcode]
+    code = codes[0]
+    assert len(code) == 13 and check_digit(code[:12]) == int(code[12])
+    assert code[0] == "2"  # restricted-circulation range: never a real product's number
+
+
+def test_story_size():
+    img, layout = _render("classic-blister", NAMES["12"], 0, "story")
+    assert img.size == (1080, 1920)
+    assert _inside(layout.text["name"].ink, layout.text["name"].box)
+
+
+def test_renders_are_identical():
+    text = PackText("Ada Lovelace", TAGLINE)
+    a, b = (render(FIGURE, [_accessory(0)], text, "fashion-doll", edition=3) for _ in range(2))
+    ba, bb = io.BytesIO(), io.BytesIO()
+    a.save(ba, "PNG")
+    b.save(bb, "PNG")
+    assert ba.getvalue() == bb.getvalue()
+
+
+def test_text_and_edition_change_the_picture():
+    a = render(FIGURE, [], PackText("Ada"), "vintage-80s", edition=1)
+    b = render(FIGURE, [], PackText("Ada"), "vintage-80s", edition=2)
+    c = render(FIGURE, [], PackText("Bob"), "vintage-80s", edition=1)
+    assert a.tobytes() != b.tobytes() and a.tobytes() != c.tobytes()
+
+
+# -- print PDF ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("template", ["classic-blister", "collector-window"])
+def test_pdf_page_is_trim_plus_bleed_at_300_dpi(template, tmp_path):
+    t = load_template(template)
+    path = tmp_path / "pack.pdf"
+    export_pdf(FIGURE, [_accessory(0), _accessory(1)], PackText("Ada Lovelace", TAGLINE), template, path,
+               edition=9)
+    page = pypdf.PdfReader(path).pages[0]
+    mm = 25.4 / 72
+    W, H, bleed = t["page"]["width"], t["page"]["height"], 3.0
+    assert float(page.mediabox.width) * mm == pytest.approx(W + 2 * bleed, abs=0.01)
+    assert float(page.mediabox.height) * mm == pytest.approx(H + 2 * bleed, abs=0.01)
+    trim = [float(v) * mm for v in page.trimbox]
+    assert trim == pytest.approx([bleed, bleed, W + bleed, H + bleed], abs=0.01)
+    images = page.images
+    assert len(images) == 1
+    art = images[0].image
+    assert art.width == round((W + 2 * bleed) / 25.4 * 300)
+    assert art.height == round((H + 2 * bleed) / 25.4 * 300)
+    # Crop marks: eight short lines, each drawn twice (white under-stroke, black hairline).
+    content = page.get_contents().get_data().decode()
+    assert content.count(" m ") == 16 and content.count(" l ") == 16
+    # The barcode scans on the printed artwork too.
+    codes = [r.text for r in zxingcpp.read_barcodes(art) if r.format == zxingcpp.BarcodeFormat.EAN13]
+    assert codes == [ean13_for("Ada Lovelace", 9)]
+
+
+def test_pdf_is_reproducible(tmp_path):
+    text = PackText("Ada", "")
+    for name in ("a.pdf", "b.pdf"):
+        export_pdf(FIGURE, [], text, "vintage-80s", tmp_path / name, dpi=100)
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+
+
+# -- text rules ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, tagline, words", [
+    ("", "", "empty"),
+    ("   ", "", "empty"),
+    ("A" * 41, "", "limit is 40"),
+    ("Ada\x07Lovelace", "", "control character"),
+    ("Ada\nLovelace", "", "control character"),
+    ("山田太郎", "", "cannot draw"),
+    ("Ada", "x" * 61, "limit is 60"),
+])
+def test_bad_text_is_refused_with_one_line(name, tagline, words):
+    with pytest.raises(InputError) as e:
+        validate_text(name, tagline)
+    assert words in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(InputError):
+        render(FIGURE, [], PackText(name, tagline), "classic-blister")
+
+
+def test_text_that_cannot_fit_a_template_is_refused(tmp_path):
+    src = (TEMPLATE_DIR / "classic-blister.toml").read_text()
+    tiny = src.replace("box = [14, 242, 142, 17]", "box = [14, 242, 30, 17]")
+    path = tmp_path / "tiny-name.toml"
+    path.write_text(tiny)
+    validate_text("Ada", "", template=str(path))  # a short name still fits
+    with pytest.raises(InputError, match="too long to fit"):
+        validate_text("Maximilian Alexander Wolfgang von Hohen", "", template=str(path))
+
+
+def test_greek_and_cyrillic_render():
+    img, layout = render_package(FIGURE, [], PackText("Ωμέγα Сергей", "Καλημέρα"), "collector-window")
+    assert _inside(layout.text["name"].ink, layout.text["name"].box)
+
+
+def test_too_many_accessories():
+    with pytest.raises(InputError, match="at most 4"):
+        render(FIGURE, [_accessory(i) for i in range(5)], PackText("Ada"), "classic-blister")
+
+
+# -- templates as data --------------------------------------------------------------------------
+def test_user_template_from_a_toml_file(tmp_path):
+    src = (TEMPLATE_DIR / "classic-blister.toml").read_text()
+    path = tmp_path / "green.toml"
+    path.write_text(src.replace('top = "#e8303a"', 'top = "#10a040"').replace('text = "FIGURINE"', 'text = "GREENCO"'))
+    img, layout = render_package(FIGURE, [], PackText("Ada"), str(path))
+    assert layout.text["brand"].lines == ["GREENCO"]
+    r, g, b = img.getpixel(((layout.text["brand"].box[0] + 1080 // 2) // 2, layout.text["brand"].box[1] - 20))
+    assert g > r
+
+
+@pytest.mark.parametrize("edit, message", [
+    (('radius = 5', 'radius = 5\nsparkle = true'), "unknown key 'page.sparkle'"),
+    (('top = "#e8303a"', 'top = "red"'), "must be a colour"),
+    (('art = "rays"', 'art = "zigzag"'), "must be one of"),
+    (('width = 170', 'width = "wide"'), "wrong type"),
+])
+def test_template_mistakes_are_config_errors(tmp_path, edit, message):
+    src = (TEMPLATE_DIR / "classic-blister.toml").read_text()
+    path = tmp_path / "bad.toml"
+    path.write_text(src.replace(*edit, 1))
+    with pytest.raises(ConfigError, match=message):
+        load_template(str(path))
+
+
+def test_unknown_template_name():
+    with pytest.raises(InputError, match="unknown template"):
+        load_template("no-such-box")
+
+
+# -- EAN-13 -------------------------------------------------------------------------------------
+def test_ean13_check_digit_and_pattern():
+    assert check_digit("400638133393") == 1          # a published example: 4006381333931
+    bars = ean13_modules("4006381333931")
+    assert len(bars) == 95 and bars[:3] == [True, False, True] and bars[45:50] == [False, True, False, True, False]
+    with pytest.raises(ValueError):
+        ean13_modules("4006381333932")
+
+
+# -- the command --------------------------------------------------------------------------------
+def test_cli_pack_writes_png_and_pdf_and_refuses_to_overwrite(tmp_path):
+    fig = tmp_path / "figure.png"
+    # A figure on a plain grey backdrop, as generated: the command keys it out.
+    bg = Image.new("RGB", (200, 400), (210, 210, 210))
+    bg.paste(FIGURE, (0, 0), FIGURE)
+    bg.save(fig)
+    acc = tmp_path / "acc.png"
+    _accessory(2).save(acc)
+    out, pdf = tmp_path / "out.png", tmp_path / "out.pdf"
+    cmd = [sys.executable, "-m", "figurine", "pack", str(fig), "--name", "Zoë Ångström",
+           "--tagline", "Physicist", "--accessory-image", str(acc), "--template", "fashion-doll",
+           "-o", str(out), "--pdf", str(pdf)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    with Image.open(out) as im:
+        assert im.size == (1080, 1350)
+    assert pypdf.PdfReader(pdf).pages[0].trimbox is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc.png", "figure.png", "out.pdf", "out.png"]
+
+    before = out.read_bytes()
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2
+    assert "exists" in r.stderr and "--force" in r.stderr and "Traceback" not in r.stderr
+    assert out.read_bytes() == before
+
+    r = subprocess.run(cmd[:-4] + ["--size", "story", "-o", str(out), "--force"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    with Image.open(out) as im:
+        assert im.size == (1080, 1920)
+
+
+def test_cli_pack_bad_name_is_one_line(tmp_path):
+    fig = tmp_path / "figure.png"
+    FIGURE.save(fig)
+    r = subprocess.run([sys.executable, "-m", "figurine", "pack", str(fig), "--name", "A" * 41,
+                        "-o", str(tmp_path / "o.png")], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "limit is 40" in r.stderr
+    assert not (tmp_path / "o.png").exists()
