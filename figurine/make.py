@@ -413,9 +413,10 @@ def make_figures(st: Stages, photo, pose_ref, pose_name, face_index, prompts, se
             cutout = cut(image, f"figure candidate {i}")
         files.append(st.save_image(image, f"figure-{i}.png"))
         mattes.append(st.save_image(cutout, f"figure-{i}-matte.png"))
-        scores.append(None if score is None else round(float(score), 4))
+        score = None if score is None else round(float(score), 4)
+        scores.append(score)
         seeds.append(s)
-        shown = "no face detected" if score is None else f"{score:.3f}"
+        shown = "no face detected" if score is None else f"{score:.4f}"
         print(f"candidate {i} (seed {s}): identity score {shown}")
     scored = [(sc, i) for i, sc in enumerate(scores) if sc is not None]
     best = max(scored)[1] if scored else 0
