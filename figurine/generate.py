@@ -114,6 +114,23 @@ def _has_fp16_variant(folder: Path) -> bool:
     return any(folder.rglob("*.fp16.safetensors"))
 
 
+def fuse_plain_attention(*models) -> int:
+    """Fuse q/k/v of the attention layers that run diffusers' plain processor on plain Linear
+    projections; leave IP-Adapter processors and LoRA-wrapped projections as they are.
+    Returns how many layers were fused."""
+    from diffusers.models.attention_processor import Attention, AttnProcessor2_0, FusedAttnProcessor2_0
+
+    fused = 0
+    for model in models:
+        for module in model.modules():
+            if (isinstance(module, Attention) and type(module.processor) is AttnProcessor2_0
+                    and all(type(getattr(module, p)) is torch.nn.Linear for p in ("to_q", "to_k", "to_v"))):
+                module.fuse_projections(fuse=True)
+                module.set_processor(FusedAttnProcessor2_0())
+                fused += 1
+    return fused
+
+
 class Generator:
     """Every diffusion component, loaded once; figure and accessory generations share them."""
 
@@ -193,15 +210,42 @@ class Generator:
         pipe.set_progress_bar_config(disable=not log.isEnabledFor(logging.INFO), leave=False)
         self.load_seconds = time.perf_counter() - t0
 
+    @classmethod
+    def from_components(cls, cfg: Config, pipe, runtime: Runtime | None = None) -> "Generator":
+        """A Generator around a pipeline built elsewhere, e.g. figurine.random_weights.build_pipeline.
+
+        The pipeline must already carry the FaceID adapter (load_ip_adapter). The same steps as
+        __init__ after loading: scheduler, FaceID LoRA scale, speed settings, memory policy.
+        Style LoRAs (model.loras) are not loaded: there are no files.
+        """
+        self = cls.__new__(cls)
+        self.cfg, self.runtime, self.files = cfg, runtime or choose_runtime(cfg), []
+        t0 = time.perf_counter()
+        if cfg.runtime.vae_fp32:
+            pipe.vae.to(torch.float32)
+        pipe.scheduler = make_scheduler(cfg.generation.scheduler, pipe.scheduler.config)
+        self.faceid_lora = "faceid_0" in getattr(pipe.unet, "peft_config", {})
+        names, scales = (["faceid_0"], [cfg.generation.lora_scale]) if self.faceid_lora else ([], [])
+        if names:
+            pipe.set_adapters(names, adapter_weights=scales)
+        self.pipe, self.adapter_names, self.adapter_scales = pipe, names, scales
+        self._optimise()
+        self.apply_memory_policy(self.runtime.memory)
+        pipe.set_progress_bar_config(disable=not log.isEnabledFor(logging.INFO), leave=False)
+        self.load_seconds = time.perf_counter() - t0
+        return self
+
     def _optimise(self) -> None:
         rt, pipe = self.cfg.runtime, self.pipe
         if rt.channels_last:
             for m in (pipe.unet, pipe.controlnet, pipe.vae):
                 m.to(memory_format=torch.channels_last)
         if rt.fuse_qkv and self.runtime.device == "cuda":
-            # Fused projections change nothing but the number of matmuls; FaceID's processors keep
-            # their own to_k_ip/to_v_ip, so only the self-attention layers' projections are fused.
-            pipe.fuse_qkv_projections(unet=True, vae=True)
+            # Fused projections change nothing but the number of matmuls. Only plain attention
+            # layers are fused: diffusers' pipe.fuse_qkv_projections() would replace FaceID's
+            # processors too (the face is lost; the UNet call fails on the adapter's tuple input)
+            # and its fused weights would leave out the FaceID LoRA.
+            self.fused_layers = fuse_plain_attention(pipe.unet, pipe.controlnet, pipe.vae)
         if rt.compile:
             t0 = time.perf_counter()
             pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs")

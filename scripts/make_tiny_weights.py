@@ -26,6 +26,10 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from figurine import random_weights  # noqa: E402  (shared with --random-weights benchmarks)
+from figurine.random_weights import byte_level_vocab  # noqa: E402,F401
 
 # Sizes follow diffusers' own tiny SDXL test components (see DESIGN.md).
 TEXT_DIM = 32  # each CLIP text encoder's hidden size; the UNet sees both, concatenated: 64
@@ -57,24 +61,6 @@ VAE = dict(
     scaling_factor=0.13025,
 )
 FACEID_LORA_RANK = 4
-
-
-def byte_level_vocab() -> dict[str, int]:
-    """CLIP's byte-to-unicode alphabet: each byte alone and with '</w>', plus the two specials."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    chars, extra = [], 0
-    for b in range(256):
-        if b in printable:
-            chars.append(chr(b))
-        else:
-            chars.append(chr(256 + extra))
-            extra += 1
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": 256 + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = 512
-    vocab["<|endoftext|>"] = 513
-    return vocab
 
 
 def text_encoders_and_tokenizers():
@@ -119,37 +105,9 @@ def scheduler():
 
 
 def faceid_state_dict(unet) -> dict[str, torch.Tensor]:
-    """The FaceID adapter as h94's file has it once converted: flat image_proj.* / ip_adapter.* keys.
-
-    image_proj: 512-d ArcFace embedding -> MLP -> 4 tokens of cross_attention_dim.
-    ip_adapter: to_k_ip / to_v_ip for each cross-attention processor (odd key ids), and the
-    adapter's own LoRA (to_q/k/v/out_lora) on every processor, keyed by processor index.
-    """
-    g = torch.Generator().manual_seed(1)
-    rnd = lambda *shape: torch.randn(*shape, generator=g) * 0.02  # noqa: E731
-    cross = unet.config.cross_attention_dim
-    sd = {
-        "image_proj.proj.0.weight": rnd(1024, 512), "image_proj.proj.0.bias": rnd(1024),
-        "image_proj.proj.2.weight": rnd(4 * cross, 1024), "image_proj.proj.2.bias": rnd(4 * cross),
-        "image_proj.norm.weight": torch.ones(cross), "image_proj.norm.bias": torch.zeros(cross),
-    }
-    channels = unet.config.block_out_channels
-    for key_id, name in enumerate(unet.attn_processors.keys()):
-        if name.startswith("mid_block"):
-            hidden = channels[-1]
-        elif name.startswith("up_blocks"):
-            hidden = list(reversed(channels))[int(name[len("up_blocks.")])]
-        else:
-            hidden = channels[int(name[len("down_blocks.")])]
-        context = hidden if name.endswith("attn1.processor") else cross
-        if not name.endswith("attn1.processor"):
-            sd[f"ip_adapter.{key_id}.to_k_ip.weight"] = rnd(hidden, cross)
-            sd[f"ip_adapter.{key_id}.to_v_ip.weight"] = rnd(hidden, cross)
-        r = FACEID_LORA_RANK
-        for proj, fan_in in (("to_q", hidden), ("to_k", context), ("to_v", context), ("to_out", hidden)):
-            sd[f"ip_adapter.{key_id}.{proj}_lora.down.weight"] = rnd(r, fan_in)
-            sd[f"ip_adapter.{key_id}.{proj}_lora.up.weight"] = rnd(hidden, r)
-    return {k: v.to(torch.float16).contiguous() for k, v in sd.items()}
+    """The FaceID adapter as h94's file has it once converted (flat image_proj.* / ip_adapter.*
+    keys), at this tree's sizes; the shapes are figurine.random_weights.faceid_shapes."""
+    return random_weights.faceid_state_dict(unet, lora_rank=FACEID_LORA_RANK, dtype=torch.float16, seed=1)
 
 
 def main(argv: list[str] | None = None) -> int:
