@@ -86,6 +86,13 @@ def accessory_seed(seed: int, text: str) -> int:
     return (seed + zlib.crc32(text.encode())) % 2**32
 
 
+def slug(name: str) -> str:
+    """A file name from a person's name: 'Ada Lovelace' -> 'ada-lovelace'."""
+    import re
+
+    return re.sub(r"[^\w-]+", "-", name.strip().lower()).strip("-") or "figure"
+
+
 def default_run_dir(output: Path) -> Path:
     return output.with_name(output.stem + ".run")
 
@@ -114,15 +121,8 @@ class Stages:
         self._analyzer = None
         from figurine.energy import EnergyMeter
 
-        sync = None
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                sync = torch.cuda.synchronize
-        except ImportError:
-            pass
-        self.meter = EnergyMeter.from_config(cfg.energy, sync=sync)
+        # GPU sync joins the meter once torch is loaded (a re-pack never imports torch).
+        self.meter = EnergyMeter.from_config(cfg.energy, sync=None)
 
     # -- helpers --------------------------------------------------------------------------
     def stage(self, name: str):
@@ -151,6 +151,10 @@ class Stages:
 
             with self.stage("load"):
                 self._gen = Generator(self.cfg)
+            if self._gen.runtime.device == "cuda":
+                import torch
+
+                self.meter.sync = torch.cuda.synchronize
             for note in self._gen.runtime.notes:
                 log.warning(note)
         return self._gen
@@ -295,8 +299,7 @@ def make(request: Request, cfg: Config, progress: ProgressFn | None = None) -> R
         package, layout = render_package(figure_matte, accessory_mattes, text, template=template,
                                                    size=size, edition=req.edition)
     st.save_image(package, "package.png")
-    record["layout"] = {"compartments": [list(b) for b in layout.compartments], "barcode": layout.barcode,
-                        "text": {k: {"box": list(v.box), "ink": list(v.ink)} for k, v in layout.text.items()}}
+    record["layout"] = layout_record(layout)
     record.update({
         "figurine": __import__("figurine").__version__,
         "request": req.to_dict(),
@@ -313,13 +316,65 @@ def make(request: Request, cfg: Config, progress: ProgressFn | None = None) -> R
         "reused": st.reused,
         "energy": {"stages": [r.to_dict() for r in st.meter.readings], "total": st.meter.total().to_dict()},
     })
-    if req.store_embedding and photo is not None:
-        np.save(st.path(EMBEDDING_FILE), fig.pop("_embedding"))
+    embedding = fig.pop("_embedding", None)
+    if req.store_embedding and embedding is not None:
+        np.save(st.path(EMBEDDING_FILE), embedding)
         record["stored_embedding"] = EMBEDDING_FILE
-    fig.pop("_embedding", None)
     write_outputs(record, package, figure_matte, accessory_mattes, text, req, st)
     energy_line = st.meter.total().format_line()
     return Result(req.output, st.run_dir, record, st.reused, energy_line)
+
+
+def repack(run_dir: Path, cfg: Config, output: Path, name: str | None = None, tagline: str | None = None,
+           template: str | None = None, size: str | None = None, pdf: Path | None = None,
+           edition: int | None = None, force: bool = False) -> Result:
+    """Recompose a run's package from its cached mattes: new text, template or size, no model."""
+    from figurine.packaging.render import PackText, render_package
+    from figurine.packaging.template import list_templates
+    from figurine.packaging.text import validate_text
+
+    record = load_record(run_dir)
+    if not record.get("stages", {}).get("figure"):
+        raise InputError(f"{run_dir} is not a figurine run directory (no run.json with a figure)")
+    stored = record["request"]
+    res = dict(record["resolved"])
+    req = Request(photo=None, name=name or stored["name"], output=output, run_dir=run_dir, force=force,
+                  tagline=stored.get("tagline", "") if tagline is None else tagline,
+                  pdf=pdf, edition=stored.get("edition") if edition is None else edition,
+                  accessories=stored.get("accessories", []), template=template or res["template"],
+                  size=size or res["size"])
+    validate_text(req.name, req.tagline)
+    if req.template not in list_templates():
+        raise InputError(f"unknown template '{req.template}'; choose from {', '.join(list_templates())}")
+    for out in (req.output, req.pdf, sidecar_path(req.output)):
+        if out is not None and out.exists() and not force:
+            raise OutputExistsError(f"{out} exists; use --force to overwrite it")
+    st = Stages(req, cfg)
+    fig, items = record["stages"]["figure"], record["stages"]["accessories"]["items"]
+    for f in [fig["mattes"][fig["best"]]] + [i["matte"] for i in items]:
+        if not st.path(f).exists():
+            raise InputError(f"{st.path(f)} is missing; the run directory is incomplete (run figurine make again)")
+    figure = load_rgba(st.path(fig["mattes"][fig["best"]]))
+    accessories = [load_rgba(st.path(i["matte"])) for i in items]
+    text = PackText(req.name, req.tagline)
+    with st.stage("packaging"):
+        package, layout = render_package(figure, accessories, text, template=req.template, size=req.size,
+                                         edition=req.edition)
+    st.save_image(package, "package.png")
+    res.update(template=req.template, size=req.size)
+    request = {**stored, "name": req.name, "tagline": req.tagline, "template": req.template, "size": req.size,
+               "output": str(output), "pdf": str(pdf) if pdf else None, "edition": req.edition}
+    record.update(request=request, resolved=res, layout=layout_record(layout), timings=st.timings,
+                  reused=["figure", "accessories"],
+                  energy={"stages": [r.to_dict() for r in st.meter.readings], "total": st.meter.total().to_dict()})
+    write_outputs(record, package, figure, accessories, text, req, st)
+    return Result(output, run_dir, record, ["figure", "accessories"], st.meter.total().format_line())
+
+
+def layout_record(layout) -> dict:
+    """Where the package put things, in output pixels (tests and the web UI read it)."""
+    return {"compartments": [list(b) for b in layout.compartments], "barcode": layout.barcode,
+            "text": {k: {"box": list(v.box), "ink": list(v.ink)} for k, v in layout.text.items()}}
 
 
 def sidecar_path(output: Path) -> Path:

@@ -196,3 +196,20 @@ def test_help_does_not_import_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_pack_run_recomposes_from_the_cache_with_a_new_name_and_template(first_run, tmp_path):
+    tmp, _ = first_run
+    run = tmp_path / "copy.run"
+    shutil.copytree(tmp / "fig.run", run)
+    proc = run_figurine("pack", "--run", run, "--name", "Grace Hopper", "--template", "vintage-80s",
+                        "-o", tmp_path / "grace.png", cwd=tmp_path, env={"FIGURINE_WEIGHTS": str(tmp_path / "none")})
+    assert proc.returncode == 0, proc.stderr
+    assert "no model loaded" in proc.stdout
+    record = json.loads((run / "run.json").read_text())
+    assert record["request"]["name"] == "Grace Hopper" and record["resolved"]["template"] == "vintage-80s"
+    assert record["stages"]["figure"] == json.loads((tmp / "fig.run" / "run.json").read_text())["stages"]["figure"]
+    with Image.open(tmp_path / "grace.png") as im:
+        assert im.size == (1080, 1350)
+        assert json.loads(im.text["figurine"])["request"]["name"] == "Grace Hopper"
+    assert not any(p.suffix == ".safetensors" for p in run.rglob("*"))

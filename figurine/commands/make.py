@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from pathlib import Path
 
@@ -56,14 +55,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def slug(name: str) -> str:
-    s = re.sub(r"[^\w-]+", "-", name.strip().lower(), flags=re.UNICODE).strip("-")
-    return s or "figure"
-
-
 def build_request(args, previous: dict):
     """Merge: a previous run's request (from --run or --from), then what this command line says."""
-    from figurine.make import Request
+    from figurine.make import Request, slug
 
     values = {k: previous.get(k) for k in REPEATABLE if previous.get(k) not in (None, [], "")}
     for k in REPEATABLE:

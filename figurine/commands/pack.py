@@ -31,16 +31,16 @@ def add_parser(sub):
                                    "a figure picture; no model weights needed.")
     p.add_argument("figure", metavar="FIGURE", nargs="?",
                    help="figure picture: RGBA cut-out or on a plain backdrop")
-    # issue 4: `--run RUN_DIR` (recompose from a `figurine make` run directory) is added by
-    # the lead; it supplies the figure and accessories from the run and then calls pack_files.
-    p.add_argument("--name", required=True, help="name on the package (1-40 characters)")
-    p.add_argument("--tagline", default="", help="line under the name (up to 60 characters)")
+    p.add_argument("--run", type=Path, metavar="RUN_DIR",
+                   help="recompose a `figurine make` run from its cached cut-outs (no model, no FIGURE)")
+    p.add_argument("--name", help="name on the package (1-40 characters)")
+    p.add_argument("--tagline", default=None, help="line under the name (up to 60 characters)")
     p.add_argument("--brand", default=None, help="brand line instead of the template's")
     p.add_argument("--accessory-image", action="append", default=[], metavar="IMG",
                    dest="accessory_images", help="accessory picture for the tray (repeat, up to 4)")
-    p.add_argument("--template", default="classic-blister",
-                   help="template name (see configs/packaging/) or a .toml path")
-    p.add_argument("--size", choices=SIZES, default="social",
+    p.add_argument("--template", default=None,
+                   help="template name (see configs/packaging/) or a .toml path (default: classic-blister)")
+    p.add_argument("--size", choices=SIZES, default=None,
                    help="social (1080x1350, default) or story (1080x1920)")
     p.add_argument("--edition", type=int, default=None, help="edition number printed on the box")
     p.add_argument("-o", "--output", default=None, metavar="OUT.png",
@@ -52,9 +52,17 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    if args.run:
+        return _repack(args)
     if not args.figure:
-        raise InputError("no FIGURE given", hint="figurine pack FIGURE --name NAME")
+        raise InputError("no FIGURE given", hint="figurine pack FIGURE --name NAME, or --run RUN_DIR")
+    if not args.name:
+        raise InputError("--name is required (the name printed on the package)")
     from figurine.packaging.render import PackText
+
+    args.tagline = args.tagline or ""
+    args.template = args.template or "classic-blister"
+    args.size = args.size or "social"
 
     out_png = args.output
     if out_png is None and args.pdf is None:
@@ -64,6 +72,25 @@ def run(args) -> int:
                          out_png, args.pdf, args.force, edition=args.edition)
     for path in written:
         print(path)
+    return 0
+
+
+def _repack(args) -> int:
+    """`pack --run RUN_DIR`: the cached figure and accessories in a new box, in well under a second."""
+    import time
+
+    from figurine.config import load_config
+    from figurine.make import load_record, repack, slug
+
+    if args.figure or args.accessory_images:
+        raise InputError("--run takes the figure and accessories from the run; drop FIGURE/--accessory-image")
+    t0 = time.perf_counter()
+    name = args.name or load_record(args.run).get("request", {}).get("name") or "figure"
+    output = Path(args.output) if args.output else args.run.parent / f"{slug(name)}.png"
+    result = repack(args.run, load_config(), output, name=args.name, tagline=args.tagline,
+                    template=args.template, size=args.size, pdf=Path(args.pdf) if args.pdf else None,
+                    edition=args.edition, force=args.force)
+    print(f"wrote {result.output} from {args.run} in {time.perf_counter() - t0:.2f} s (no model loaded)")
     return 0
 
 
