@@ -305,30 +305,36 @@ def _art_band(c: Canvas, r: Region, kind: str, box, center, color, opacity, coun
 
 
 def _synthwave(c, r, box, center, count, color, opacity, mask) -> None:
-    """1980s art: a striped sun on the horizon over a perspective grid floor."""
+    """1980s art: a striped sun on the horizon over a perspective grid floor. Each part is
+    computed only in the rows it can reach (r is one band of rows, see _art)."""
     x, y, w, h = box
     cx, hy = center
     px = 1.0 / c.scale
+    y0, y1 = float(r.Y[0, 0]), float(r.Y[-1, 0])
     # Sun: a disc above the horizon with horizontal cuts in its lower half.
     sun_r = w * 0.30
-    sun = c.cover(r, circle(r.X, r.Y, cx, hy, sun_r)) * (r.Y < hy)
-    cuts = 1.0 - stripes_aa((hy - r.Y) / (sun_r * 0.16), px / (sun_r * 0.16), 0.35) * (r.Y > hy - sun_r * 0.5)
-    sun_col = vertical_gradient(r, hy - sun_r, hy, [(1.0, 0.86, 0.25), (1.0, 0.25, 0.45)])
-    c.paint(r, sun * cuts * mask, sun_col, opacity=min(1.0, opacity * 4), clip=True)
+    if y1 > hy - sun_r and y0 < hy:
+        sr = c.window(r.ys, c.region((cx - sun_r, 0, 2 * sun_r, 1)).xs)
+        m = mask[:, sr.xs.start - r.xs.start:sr.xs.stop - r.xs.start] if np.ndim(mask) == 2 else mask
+        sun = c.cover(sr, circle(sr.X, sr.Y, cx, hy, sun_r)) * (sr.Y < hy)
+        cuts = 1.0 - stripes_aa((hy - sr.Y) / (sun_r * 0.16), px / (sun_r * 0.16), 0.35) * (sr.Y > hy - sun_r * 0.5)
+        sun_col = vertical_gradient(sr, hy - sun_r, hy, [(1.0, 0.86, 0.25), (1.0, 0.25, 0.45)])
+        c.paint(sr, sun * cuts * m, sun_col, opacity=min(1.0, opacity * 4), clip=True)
     # Floor: lines converging to the horizon, and cross lines closer together far away.
-    below = r.Y - hy
-    ok = below > 0.5
-    depth = np.where(ok, 1.0 / np.maximum(below, 0.5), 0)
-    u_cross = 60.0 * depth
-    cross = stripes_aa(u_cross, 60.0 * depth * depth * px, 0.10)
-    k = w / max(1, count) * 0.5
-    u_conv = (r.X - cx) * depth * (h * 0.5) / (w / max(1, count)) / k
-    du = np.abs(depth * (h * 0.5) / (w / max(1, count)) / k) * px * 1.5
-    conv = stripes_aa(u_conv + 0.5, du + np.abs(u_conv * depth) * px, 0.10)
-    fade = np.clip(below / 6.0, 0, 1) * ok
-    c.paint(r, np.maximum(cross, conv) * fade * mask, color, opacity=opacity, clip=True)
-    glow = np.exp(-np.abs(below) / 3.0)
-    c.paint(r, glow * mask, color, opacity=opacity * 0.8, clip=True)
+    if y1 > hy + 0.5:
+        below = r.Y - hy
+        ok = below > 0.5
+        depth = np.where(ok, 1.0 / np.maximum(below, 0.5), 0).astype(np.float32)
+        cross = stripes_aa(60.0 * depth, 60.0 * depth * depth * px, 0.10)
+        spread = h * 0.5 / (w / max(1, count)) / (w / max(1, count) * 0.5)
+        u_conv = (r.X - cx) * depth * spread
+        conv = stripes_aa(u_conv + 0.5, np.abs(depth * spread) * px * 1.5 + np.abs(u_conv * depth) * px, 0.10)
+        fade = np.clip(below / 6.0, 0, 1) * ok
+        c.paint(r, np.maximum(cross, conv) * fade * mask, color, opacity=opacity, clip=True)
+    # A glow along the horizon.
+    if y1 > hy - 15 and y0 < hy + 15:
+        glow = np.exp(-np.abs(r.Y - hy) / 3.0)
+        c.paint(r, glow * mask, color, opacity=opacity * 0.8, clip=True)
 
 
 # -- 3. side panel ------------------------------------------------------------------------------
@@ -362,16 +368,15 @@ def _side_in_perspective(package: Image.Image, side_px: int, view_width: float):
     new_side = max(2, int(round(side_px * view_width)))
     out = Image.new("RGBA", (w - side_px + new_side, h))
     out.paste(package.crop((side_px, 0, w, h)), (new_side, 0))
-    ss = 2  # the trapezoid's edges are drawn at twice the size, then reduced
-    strip = package.crop((0, 0, side_px, h)).convert("RGBa").resize((side_px * ss, h * ss), Image.BILINEAR)
-    tw, th = new_side * ss, h * ss
-    inset = th * 0.035  # the far edge looks shorter
-    quad = [(0, inset), (tw, 0), (tw, th), (0, th - inset)]
-    coeffs = _perspective_coeffs(quad, [(0, 0), (side_px * ss, 0), (side_px * ss, th), (0, th)])
-    warped = np.asarray(strip.transform((tw, th), Image.PERSPECTIVE, coeffs, Image.BICUBIC)
-                        .reduce(ss), np.float32) / 255.0
-    edge = Image.new("L", (tw, th))
-    ImageDraw.Draw(edge).polygon(quad, fill=255)
+    ss = 2  # the trapezoid's outline is drawn at twice the size, then reduced
+    strip = package.crop((0, 0, side_px, h)).convert("RGBa")
+    inset = h * 0.035  # the far edge looks shorter
+    quad = [(0, inset), (new_side, 0), (new_side, h), (0, h - inset)]
+    coeffs = _perspective_coeffs(quad, [(0, 0), (side_px, 0), (side_px, h), (0, h)])
+    warped = np.asarray(strip.transform((new_side, h), Image.PERSPECTIVE, coeffs, Image.BICUBIC),
+                        np.float32) / 255.0
+    edge = Image.new("L", (new_side * ss, h * ss))
+    ImageDraw.Draw(edge).polygon([(px_ * ss, py_ * ss) for px_, py_ in quad], fill=255)
     edge = np.asarray(edge.reduce(ss), np.float32) / 255.0
     a = np.minimum(warped[..., 3], edge)
     k = np.where(warped[..., 3] > 0, a / np.maximum(warped[..., 3], 1e-6), 0)[..., None]
@@ -535,9 +540,17 @@ def _window(c: Canvas, t: Template, encl, figure_fn, tray_fn) -> None:
     rad = encl["radius"]
     r = c.region(box, pad=1)
     win = rrect_cover(c, r, box, rad, top_radius=top_r)
-    c.paint(r, win, vertical_gradient(r, y, y + h, [hex_color(encl["backing_top"]),
-                                                     hex_color(encl["backing_bottom"])]), clip=True)
-    _art(c, r, encl["backing_art"], box, (x + w / 2, y + h * 0.4), WHITE, 0.35, 16, win)
+    stops = [hex_color(encl["backing_top"]), hex_color(encl["backing_bottom"])]
+    if encl["backing_art"] == "spotlight":  # the common case in one pass: glow mixed into the backing
+        cx, cy = x + w / 2, y + h * 0.4
+        for sub, rows in c.chunks(r, 32):
+            col = vertical_gradient(sub, y, y + h, stops)
+            rad_ = np.hypot((sub.X - cx) / (w * 0.55), (sub.Y - cy) / (h * 0.5))
+            glow = (0.35 * np.clip(1.0 - rad_, 0, 1) ** 1.6)[..., None]
+            c.paint(sub, win[rows], col + (1.0 - col) * glow, clip=True)
+    else:
+        c.paint(r, win, vertical_gradient(r, y, y + h, stops), clip=True)
+        _art(c, r, encl["backing_art"], box, (x + w / 2, y + h * 0.4), WHITE, 0.35, 16, win)
     figure_fn()
     if tray_fn:
         tray_fn()
