@@ -64,7 +64,7 @@ def build_request(args, previous: dict):
         v = getattr(args, k, None)
         if v not in (None, []):
             values[k] = v
-    if not values.get("name"):
+    if values.get("name") is None:
         raise InputError("--name is required (the name printed on the box)")
     for k in ("accessory_images",):
         values[k] = [Path(p) for p in values.get(k) or []]
