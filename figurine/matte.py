@@ -14,7 +14,10 @@ No downloaded weights: the generation stage asks for a plain, evenly lit backdro
 3. Each pixel's colour distance to the backdrop gives three zones: sure backdrop, sure figure,
    and the edge band between them. Because the key is by colour and not by flood fill from the
    border, backdrop seen through a gap between arm and body is keyed out like any other.
-4. Small specks (either way) are dropped with connected components.
+4. Small specks (either way) are dropped with connected components. A backdrop-coloured region
+   enclosed by the figure stays a hole when its outline is crisp (a gap between arm and body)
+   and is filled when its outline is soft (shading on a grey or white part that passes
+   through the backdrop's colour).
 5. In the edge band, alpha comes from projecting the pixel's colour onto the line from the
    backdrop colour to the nearby figure colour (I = a*F + (1-a)*B), and the colour itself is
    replaced by the figure colour F ("decontamination"), so no grey halo survives on any
@@ -60,6 +63,15 @@ def cut_out(image: Image.Image) -> Image.Image:
     min_area = max(16, int(h * w * 0.0004))
     core = _drop_small(dist > (low + high) / 2.0, min_area)
     core = ~_drop_small(~core, min_area // 4)
+    # A backdrop-coloured patch inside the figure is a gap only if its outline is crisp and it
+    # is as flat as the backdrop; otherwise it is shading on the figure passing through the
+    # backdrop's colour.
+    # Closing first fills gaps a few pixels wide (shading contours on a white or grey part),
+    # which also cuts them off the outside backdrop.
+    import cv2
+    k = max(5, (min(h, w) // 150) | 1)
+    closed = cv2.morphologyEx(core.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((k, k), np.uint8)) > 0
+    core = _fill_soft_holes(closed, dist, low, high)
     sure_fg &= core
     sure_bg &= ~core
     # A strongly coloured edge pixel can be far from the backdrop and still half backdrop:
@@ -106,6 +118,31 @@ def _erode(mask: np.ndarray, px: int) -> np.ndarray:
 
     k = np.ones((2 * px + 1, 2 * px + 1), np.uint8)
     return cv2.erode(mask.astype(np.uint8), k) > 0
+
+
+def _fill_soft_holes(core: np.ndarray, dist: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Fill enclosed backdrop-coloured regions unless they look like real gaps: a crisp
+    outline and the flat colour of the backdrop itself inside."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((~core).astype(np.uint8), connectivity=4)
+    border = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])).tolist())
+    out = core.copy()
+    ring_k = np.ones((7, 7), np.uint8)
+    H, W = core.shape
+    for i in range(1, n):
+        if i in border:
+            continue
+        x, y, w, h = stats[i, :4]
+        y0, y1, x0, x1 = max(0, y - 4), min(H, y + h + 4), max(0, x - 4), min(W, x + w + 4)
+        comp = labels[y0:y1, x0:x1] == i
+        ring = (cv2.dilate(comp.astype(np.uint8), ring_k) > 0) & ~comp
+        d = dist[y0:y1, x0:x1]
+        crisp = ring.any() and (d[ring] >= high).mean() >= 0.25
+        flat = np.median(d[comp]) <= low * 0.5
+        if not (crisp and flat):
+            out[y0:y1, x0:x1][comp] = True
+    return out
 
 
 def _drop_small(mask: np.ndarray, min_area: int) -> np.ndarray:

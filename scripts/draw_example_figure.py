@@ -14,46 +14,79 @@ from __future__ import annotations
 
 import argparse
 
-from PIL import Image, ImageDraw, ImageFilter
+import numpy as np
+from PIL import Image, ImageDraw
 
 SS = 4  # drawn 4x larger, then reduced: smooth edges
 BACKDROP = (210, 210, 210)
 
 
-def _shade(img: Image.Image, mask: Image.Image, light=(1.18, 0.78)) -> Image.Image:
-    """Plastic look: lighten the left of each part, darken its right, inside `mask`."""
-    w, h = img.size
-    ramp = Image.linear_gradient("L").rotate(90, expand=True).resize((w, h))  # 255 at left
-    lit = img.point(lambda v: min(255, int(v * light[0])))
-    dark = img.point(lambda v: int(v * light[1]))
-    shaded = Image.composite(lit, dark, ramp)
-    soft = Image.blend(img, shaded, 0.55)
-    return Image.composite(soft, img, mask)
+def _plastic_light(img: Image.Image, labels: np.ndarray) -> Image.Image:
+    """Light each moulded part like injection-moulded plastic: every part is 'inflated' from
+    its outline (height grows with the distance to its own edge, so seams show between parts),
+    then lit from the top left with a diffuse term and a glossy highlight."""
+    import cv2
+
+    rgb = np.asarray(img, np.float32) / 255.0
+    out = rgb.copy()
+    light = np.array([-0.45, -0.6, 0.66], np.float32)
+    light /= np.linalg.norm(light)
+    half = light + np.array([0, 0, 1], np.float32)
+    half /= np.linalg.norm(half)
+    for lab in np.unique(labels):
+        if lab == 0:
+            continue
+        ys, xs = np.nonzero(labels == lab)
+        y0, y1, x0, x1 = ys.min() - 2, ys.max() + 3, xs.min() - 2, xs.max() + 3
+        y0, x0 = max(0, y0), max(0, x0)
+        mask = (labels[y0:y1, x0:x1] == lab).astype(np.uint8)
+        dist = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+        reach = max(4.0, float(dist.max()) * 0.9)
+        height = np.sqrt(np.clip(dist / reach, 0, 1)) * reach * 0.9
+        height = cv2.GaussianBlur(height, (0, 0), max(2.0, reach * 0.18))
+        gy, gx = np.gradient(height)
+        n = np.stack([-gx, -gy, np.ones_like(gx)], axis=-1)
+        n /= np.linalg.norm(n, axis=-1, keepdims=True)
+        diffuse = np.clip(n @ light, 0, 1)[..., None]
+        spec = (np.clip(n @ half, 0, 1) ** 40)[..., None]
+        part = rgb[y0:y1, x0:x1]
+        lit = part * (0.55 + 0.6 * diffuse) + 0.45 * spec
+        m = mask.astype(bool)
+        out[y0:y1, x0:x1][m] = np.clip(lit, 0, 1)[m]
+    return Image.fromarray((out * 255 + 0.5).astype(np.uint8))
 
 
 def figure(width: int = 768, height: int = 1024) -> Image.Image:
     W, H = width * SS, height * SS
     img = Image.new("RGB", (W, H), BACKDROP)
-    mask = Image.new("L", (W, H), 0)
+    mask = Image.new("L", (W, H), 0)  # one label per moulded part
     d, m = ImageDraw.Draw(img), ImageDraw.Draw(mask)
+    part = [0]
+
+    def next_label():
+        part[0] += 1
+        return part[0]
 
     def u(x, y):  # layout in a 100 x 133 unit box
         return (x * W / 100.0, y * H / 133.3)
 
-    def poly(points, fill):
+    # decal=True: printed on the part below (eyes, mouth, emblem), not a moulded part itself.
+    def poly(points, fill, decal=False):
         pts = [u(x, y) for x, y in points]
         d.polygon(pts, fill=fill)
-        m.polygon(pts, fill=255)
+        if not decal:
+            m.polygon(pts, fill=next_label())
 
-    def ellipse(x0, y0, x1, y1, fill):
+    def ellipse(x0, y0, x1, y1, fill, decal=False):
         box = [*u(x0, y0), *u(x1, y1)]
         d.ellipse(box, fill=fill)
-        m.ellipse(box, fill=255)
+        if not decal:
+            m.ellipse(box, fill=next_label())
 
     def rrect(x0, y0, x1, y1, r, fill):
         box = [*u(x0, y0), *u(x1, y1)]
         d.rounded_rectangle(box, radius=r * W / 100.0, fill=fill)
-        m.rounded_rectangle(box, radius=r * W / 100.0, fill=255)
+        m.rounded_rectangle(box, radius=r * W / 100.0, fill=next_label())
 
     skin, skin_d = (236, 188, 150), (205, 150, 115)
     jacket, jacket_d = (196, 38, 44), (140, 22, 30)
@@ -85,9 +118,9 @@ def figure(width: int = 768, height: int = 1024) -> Image.Image:
     rrect(46, 33, 54, 42, 2, skin_d)
     ellipse(39, 13, 61, 38, skin)
     poly([(38.5, 24), (40, 14), (47, 9.5), (56, 10), (61.5, 16), (61.5, 24), (58, 18), (45, 17)], hair)
-    ellipse(44.2, 23.5, 47.4, 26.5, (40, 30, 30))
-    ellipse(52.6, 23.5, 55.8, 26.5, (40, 30, 30))
-    poly([(46, 31.5), (54, 31.5), (50, 33.6)], (170, 70, 70))
+    ellipse(44.2, 23.5, 47.4, 26.5, (40, 30, 30), decal=True)
+    ellipse(52.6, 23.5, 55.8, 26.5, (40, 30, 30), decal=True)
+    poly([(46, 31.5), (54, 31.5), (50, 33.6)], (170, 70, 70), decal=True)
     # Chest emblem: a star.
     import math
     star = []
@@ -95,9 +128,9 @@ def figure(width: int = 768, height: int = 1024) -> Image.Image:
         r = 3.2 if i % 2 == 0 else 1.3
         a = math.pi * i / 5 - math.pi / 2
         star.append((41 + r * math.cos(a), 63 + r * math.sin(a)))
-    poly(star, gold)
+    poly(star, gold, decal=True)
 
-    img = _shade(img, mask)
+    img = _plastic_light(img, np.asarray(mask))
     return img.reduce(SS)
 
 
@@ -110,9 +143,9 @@ def accessory(kind: str, size: int = 384) -> Image.Image:
         return [x0 * S / 100, y0 * S / 100, x1 * S / 100, y1 * S / 100]
 
     if kind == "mug":
-        d.rounded_rectangle(b(24, 25, 66, 80), radius=S * 0.05, fill=(240, 240, 236))
-        d.ellipse(b(58, 36, 82, 66), outline=(240, 240, 236), width=int(S * 0.05))
-        d.rectangle(b(24, 42, 66, 52), fill=(196, 38, 44))
+        d.rounded_rectangle(b(24, 25, 66, 80), radius=S * 0.05, fill=(70, 150, 200))
+        d.ellipse(b(58, 36, 82, 66), outline=(70, 150, 200), width=int(S * 0.05))
+        d.rectangle(b(24, 42, 66, 52), fill=(250, 250, 246))
         d.ellipse(b(26, 22, 64, 30), fill=(90, 55, 30))
     elif kind == "laptop":
         d.polygon([tuple(p * S / 100 for p in q) for q in [(22, 20), (78, 20), (80, 62), (20, 62)]],
@@ -137,6 +170,14 @@ def accessory(kind: str, size: int = 384) -> Image.Image:
             pts.append(((50 + r * math.cos(a)) * S / 100, (50 + r * math.sin(a)) * S / 100))
         d.polygon(pts, fill=(200, 150, 50))
         d.ellipse(b(38, 38, 62, 62), fill=BACKDROP)
+    # Each flat colour is one moulded part; the backdrop is none.
+    arr = np.asarray(img)
+    flat = arr.reshape(-1, 3).astype(np.int32)
+    keys = flat[:, 0] * 65536 + flat[:, 1] * 256 + flat[:, 2]
+    _, labels = np.unique(keys, return_inverse=True)
+    labels = (labels + 1).reshape(arr.shape[:2])
+    labels[(arr == BACKDROP).all(axis=2)] = 0
+    img = _plastic_light(img, labels)
     return img.reduce(SS)
 
 

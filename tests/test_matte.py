@@ -88,3 +88,16 @@ def test_rgba_input_with_transparency_is_used_as_is():
 def test_rgba_input_is_a_cut_out_even_when_opaque():
     img = _scene().convert("RGBA")
     assert cut_out(img).tobytes() == img.tobytes()
+
+
+def test_shading_through_the_backdrop_colour_stays_opaque():
+    """A white part shaded down through the backdrop's grey (a common case for plastic toys)
+    is not a hole: it has no crisp, flat gap inside."""
+    img = Image.new("RGB", (200, 240), GREY)
+    ImageDraw.Draw(img).rectangle([40, 30, 160, 210], fill=RED)
+    arr = np.asarray(img).astype(np.float32)
+    ramp = np.linspace(250, 150, 100, dtype=np.float32)[:, None]    # white -> grey -> darker
+    arr[70:170, 70:130] = ramp[..., None]
+    a = np.asarray(cut_out(Image.fromarray(arr.astype(np.uint8))).getchannel("A"))
+    assert a[70:170, 70:130].min() == 255
+    assert a[5, 5] == 0
