@@ -3,7 +3,7 @@
 #   bash scripts/make_examples.sh
 # The figure and accessories are drawn by scripts/draw_example_figure.py (the project's own
 # drawing, free to redistribute); each package is rendered at 1080x1350 and then reduced to a
-# 540x675 palette PNG to keep the repository small.
+# 540x675 PNG (under 300 KB each) to keep the repository small.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=docs/examples
@@ -33,8 +33,7 @@ for t in classic-blister fashion-doll vintage-80s collector-window; do
   python3 -c "
 import sys
 from PIL import Image
-im = Image.open(sys.argv[1]).resize((540, 675), Image.LANCZOS)
-im.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG).save(sys.argv[2], optimize=True)
+Image.open(sys.argv[1]).resize((540, 675), Image.LANCZOS).save(sys.argv[2], optimize=True)
 " "$tmp/$t.png" "$out/$t.png"
 done
 ls -l "$out"
