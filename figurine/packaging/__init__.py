@@ -15,8 +15,6 @@ primitives), text.py (validation and fitting), fonts.py (the bundled font), barc
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PIL import Image
 
 from figurine.packaging.render import (SIZES, Layout, PackText, TextBox, render_package,
@@ -55,7 +53,3 @@ def validate_text(name: str, tagline: str = "", template: str | None = None,
         from figurine.packaging.render import check_fit
 
         check_fit(PackText(name, tagline, brand), template)
-
-
-def template_path(name: str) -> Path:
-    return Path(load_template(name)["path"])

@@ -28,9 +28,9 @@ from PIL import Image
 from figurine.errors import InputError
 from figurine.matte import cut_out
 from figurine.packaging import barcode as ean
-from figurine.packaging.draw import (Canvas, Region, _to_u8, band_regions, blur, capsule, circle, rect_cover, rrect_cover, euro_slot, hex_color,
-                                     mix, polygon_cover, rrect, starburst, stripes_aa,
-                                     vertical_gradient)
+from figurine.packaging.draw import (Canvas, Region, _to_u8, band_regions, blur, circle,
+                                     euro_slot, hex_color, mix, polygon_cover, rect_cover, rrect,
+                                     rrect_cover, starburst, stripes_aa, vertical_gradient)
 from figurine.packaging.template import Template, load_template
 from figurine.packaging.text import TextStyle, cased, draw_block, fit_block, fit_size, validate_text
 
@@ -155,7 +155,6 @@ def _moved(b, shift):
 # ==============================================================================================
 def _draw_package(c: Canvas, t: Template, fig: Image.Image, accs: list[Image.Image],
                   text: PackText, edition: int | None, layout: Layout, grow: float) -> None:
-    W, H = t["page"]["width"], t["page"]["height"]
     encl = dict(t["enclosure"])
     tray = t["tray"]
     if not accs and tray["box"][2] > 0:  # no accessories: the figure gets the tray's room too
@@ -689,43 +688,39 @@ def _badge(c: Canvas, t: Template, b: dict, edition: int | None) -> None:
     X = (r.X - cx) * np.cos(rot) + (r.Y - cy) * np.sin(rot) + cx
     Y = -(r.X - cx) * np.sin(rot) + (r.Y - cy) * np.cos(rot) + cy
     shape = b["shape"]
+    # Coverage of the badge and of its outline, and the box its text is fitted to.
+    outline = None
     if shape == "starburst":
-        pts = starburst(cx, cy, bw / 2, bw / 2 * 0.8, 16, b["rotate"])
-        cov = polygon_cover(c, r, pts)
-        inner = bw * 0.56
-        tb = (cx - inner / 2, cy - inner / 2 * bh / bw, inner, inner * bh / bw)
+        cov = polygon_cover(c, r, starburst(cx, cy, bw / 2, bw / 2 * 0.8, 16, b["rotate"]))
+        if b["outline"]:
+            outline = polygon_cover(c, r, starburst(cx, cy, bw / 2 + 0.6, bw / 2 * 0.8 + 0.6, 16, b["rotate"]))
+        tw, th, shift = bw * 0.56, bh * 0.56, 0.0
     else:
         if shape == "circle":
             s = np.hypot((X - cx) / (bw / 2), (Y - cy) / (bh / 2)) * min(bw, bh) / 2 - min(bw, bh) / 2
-            inner = 0.66
-        elif shape == "pill":
-            s = rrect(X, Y, box, bh / 2)
-            inner = 0.8
-        elif shape == "tag":
-            s = rrect(X, Y, box, 1.2)
-            s = np.maximum(s, -circle(X, Y, box[0] + bh * 0.3, cy, bh * 0.09))
-            inner = 0.78
-        else:
-            s = rrect(X, Y, box, 1.2)
-            inner = 0.84
+            tw, th, shift = bw * 0.66, bh * 0.56, 0.0
+        elif shape == "tag":  # a luggage tag: rounded card with a punched hole at the left
+            s = np.maximum(rrect(X, Y, box, 1.2), -circle(X, Y, box[0] + bh * 0.3, cy, bh * 0.09))
+            tw, th, shift = bw * 0.78 - bh * 0.2, bh * 0.62, bh * 0.1
+        else:  # pill or rect
+            s = rrect(X, Y, box, bh / 2 if shape == "pill" else 1.2)
+            tw, th, shift = bw * (0.8 if shape == "pill" else 0.84), bh * 0.66, 0.0
         cov = c.cover(r, s)
         if b["outline"]:
-            c.paint(r, c.cover(r, s, grow=0.6), hex_color(b["outline"]), clip=True)
-        tb = (cx - bw * inner / 2 + (bh * 0.2 if shape == "tag" else 0), cy - bh * inner / 2 * (0.85 if shape == "circle" else 0.8),
-              bw * inner - (bh * 0.2 if shape == "tag" else 0), bh * inner * (0.85 if shape == "circle" else 0.8))
-    c.paint(r, c.cover(r, np.full(r.shape, -1.0, np.float32)) * 0 + _shadow_of(cov), BLACK, opacity=0.25, clip=True)
-    if shape == "starburst" and b["outline"]:
-        c.paint(r, polygon_cover(c, r, starburst(cx, cy, bw / 2 + 0.6, bw / 2 * 0.8 + 0.6, 16, b["rotate"])),
-                hex_color(b["outline"]), clip=True)
+            outline = c.cover(r, s, grow=0.6)
+    tb = (cx - tw / 2 + shift, cy - th / 2, tw, th)
+    c.paint(r, _shadow_of(outline if outline is not None else cov), BLACK, opacity=0.25, clip=True)
+    if outline is not None:
+        c.paint(r, outline, hex_color(b["outline"]), clip=True)
     c.paint(r, cov, grad, clip=True)
     lines = [ln for ln in label.split("\n") if ln.strip()]
     if not lines:
         return
     style = TextStyle(weight=b["weight"], width=b["width"], line_pitch=1.0)
     bx0, by0, bx1, by1 = _pxbox(c, tb)
-    best = 0
-    for cand in (lines, [" ".join(lines)]):
-        size = min(fit_size(cand, bx1 - bx0 - 4, by1 - by0 - 4, style, 400), 10_000)
+    best, chosen = 0, lines
+    for cand in (lines, [" ".join(lines)]):  # as written, or on one line if that is bigger
+        size = fit_size(cand, bx1 - bx0 - 4, by1 - by0 - 4, style, 400)
         if size > best:
             best, chosen = size, cand
     if best < 3:
