@@ -6,7 +6,8 @@
 
 Inputs: the example figure drawn by scripts/draw_example_figure.py, already cut out (RGBA, as
 `figurine make` hands it over; matting is timed on its own line), and three accessories.
-Targets (issue 3): PNG within 0.3 s and PDF within 2 s on a 2-core machine. "render" is the
+Targets (issue 3): PNG within 0.3 s and PDF within 2 s on a 2-core machine, checked against
+the median; the fastest run is printed beside it (the figure with the least interference). "render" is the
 picture in memory; "+encode" adds writing the PNG (zlib level 6, what `figurine pack` writes);
 the PDF time includes its JPEG encoding and writing it to memory. The load average is printed
 because other work on the machine slows every figure down.
@@ -39,14 +40,24 @@ def _draw_module():
     return mod
 
 
-def _median(fn, runs: int) -> float:
+class Timing(float):
+    """The median of the runs (compared with the targets), carrying the fastest run too."""
+    best: float
+
+    def __str__(self) -> str:
+        return f"{float(self):.3f} s (best {self.best:.3f})"
+
+
+def _median(fn, runs: int) -> Timing:
     fn()  # warm up: font loading, first allocations
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    out = Timing(statistics.median(times))
+    out.best = min(times)
+    return out
 
 
 def main() -> None:
@@ -65,7 +76,7 @@ def main() -> None:
     print(f"runs: median of {args.runs} after one warm-up; figure {raw_figure.width}x{raw_figure.height}, "
           f"3 accessories")
     matte_s = _median(lambda: cut_out(raw_figure), args.runs)
-    print(f"matte (cut_out, {raw_figure.width}x{raw_figure.height} RGB): {matte_s:.3f} s")
+    print(f"matte (cut_out, {raw_figure.width}x{raw_figure.height} RGB): {matte_s}")
     figure = cut_out(raw_figure)
 
     worst_png = worst_pdf = 0.0
@@ -81,9 +92,8 @@ def main() -> None:
 
         p, pe, d = _median(png, args.runs), _median(png_encoded, args.runs), _median(pdf, args.runs)
         worst_png, worst_pdf = max(worst_png, p), max(worst_pdf, d)
-        print(f"{name:18s} social 1080x1350 render {p:.3f} s (+encode {pe:.3f} s)   "
-              f"print PDF 300 DPI {d:.3f} s")
-    print(f"worst: social render {worst_png:.3f} s (target 0.3 s) {'OK' if worst_png <= 0.3 else 'OVER'}; "
+        print(f"{name:18s} social 1080x1350 render {p}, with PNG encode {pe};  print PDF 300 DPI {d}")
+    print(f"worst median: social render {worst_png:.3f} s (target 0.3 s) {'OK' if worst_png <= 0.3 else 'OVER'}; "
           f"PDF {worst_pdf:.3f} s (target 2 s) {'OK' if worst_pdf <= 2.0 else 'OVER'}")
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
