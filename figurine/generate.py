@@ -248,8 +248,10 @@ class Generator:
             self.fused_layers = fuse_plain_attention(pipe.unet, pipe.controlnet, pipe.vae)
         if rt.compile:
             t0 = time.perf_counter()
-            pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs")
-            pipe.controlnet = torch.compile(pipe.controlnet, mode="max-autotune-no-cudagraphs")
+            # Module.compile keeps the modules themselves in the pipeline: a torch.compile wrapper
+            # in their place hides the UNet's PEFT adapters from set_adapters (FaceID LoRA).
+            pipe.unet.compile(mode="max-autotune-no-cudagraphs")
+            pipe.controlnet.compile(mode="max-autotune-no-cudagraphs")
             self.compile_seconds = time.perf_counter() - t0  # the real cost comes on the first call
 
     def apply_memory_policy(self, memory: str) -> None:
