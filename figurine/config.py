@@ -73,8 +73,8 @@ class FaceConfig:
 @dataclass
 class PoseConfig:
     preset: str = "hero"
-    limb_width: int = 12  # in pixels at 1024 px; scaled with the image
-    point_radius: int = 8
+    limb_width: int = 24  # full thickness in px at 1024 px; scaled with the image
+    point_radius: int = 12
 
 
 @dataclass
