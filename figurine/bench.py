@@ -223,6 +223,10 @@ class ConfigRun:
             from figurine import random_weights
 
             arch = self.opts.arch or random_weights.ARCH_DIR
+            if not self.cuda and Path(arch).resolve() == random_weights.ARCH_DIR.resolve():
+                note = "full-size random weights on the CPU: expect many minutes per image"
+                log.warning(note)
+                self.notes.append(note)
             self.pipe = random_weights.build_pipeline(self.cfg, self.runtime, arch_dir=arch,
                                                       seed=max(self.cfg.generation.seed, 0))
             self.pipe.set_progress_bar_config(disable=True)
@@ -634,7 +638,7 @@ def plot(report: dict, path: Path) -> None:
     for c, x, y in zip(configs, xs, scores):
         if y is None:
             ax.scatter([x], [floor], marker="x", color="grey")
-            ax.annotate(f"{c['name']}: no identity score\n({c['summary']['reasons'].get('identity_score', NO_FACE)[:40]})",
+            ax.annotate(f"{c['name']}: no identity score\n({c['summary']['reasons'].get('identity_score', NO_FACE)[:70]})",
                         (x, floor), textcoords="offset points", xytext=(6, 6), fontsize=7, color="grey")
         else:
             ax.scatter([x], [y])
