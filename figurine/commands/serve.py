@@ -59,6 +59,10 @@ def run(args) -> int:
     privacy.go_offline()
     privacy.install_network_guard(allow_loopback=True)
     cfg = config_from_args(args)
+    if args.verbose:
+        import logging
+
+        logging.getLogger("figurine").setLevel(logging.INFO)
     if warning:
         print(f"figurine: warning: {warning}", file=sys.stderr, flush=True)
     from figurine.web import serve
