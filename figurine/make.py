@@ -107,11 +107,42 @@ def load_record(run_dir: Path) -> dict:
         raise InputError(f"{path}: not a readable figurine run ({e})") from None
 
 
+class ModelCache:
+    """Loaded models kept between make() calls in one process (the web UI): one of each kind,
+    replaced when the settings they were loaded with change."""
+
+    def __init__(self):
+        self._gen: tuple[str, object] | None = None
+        self._face: tuple[str, object] | None = None
+
+    def generator(self, cfg: Config):
+        from figurine.generate import Generator
+
+        key = _digest({"model": asdict(cfg.model), "runtime": asdict(cfg.runtime), "root": str(cfg.weights_root),
+                       "scheduler": cfg.generation.scheduler, "lora_scale": cfg.generation.lora_scale})
+        if self._gen is None or self._gen[0] != key:
+            self._gen = None  # let the old pipeline go before the new one loads
+            self._gen = (key, Generator(cfg))
+        self._gen[1].cfg = cfg  # steps, guidance, sizes are read per call
+        return self._gen[1]
+
+    def analyzer(self, cfg: Config, providers: list[str]):
+        from figurine.face import FaceAnalyzer
+
+        key = _digest({"pack": str(cfg.path("model.insightface")), "face": asdict(cfg.face), "p": providers})
+        if self._face is None or self._face[0] != key:
+            self._face = (key, FaceAnalyzer(cfg.path("model.insightface"), det_size=cfg.face.det_size,
+                                            det_thresh=cfg.face.det_thresh, providers=providers))
+        return self._face[1]
+
+
 class Stages:
     """Runs the stages for one request, reusing what the run directory already holds."""
 
-    def __init__(self, request: Request, cfg: Config, progress: ProgressFn | None = None):
+    def __init__(self, request: Request, cfg: Config, progress: ProgressFn | None = None,
+                 models: ModelCache | None = None):
         self.req, self.cfg = request, cfg
+        self.models = models or ModelCache()
         self.progress = progress or (lambda stage, msg: None)
         self.run_dir = request.run_dir or default_run_dir(request.output)
         self.old = load_record(self.run_dir)
@@ -147,10 +178,8 @@ class Stages:
 
     def generator(self):
         if self._gen is None:
-            from figurine.generate import Generator
-
             with self.stage("load"):
-                self._gen = Generator(self.cfg)
+                self._gen = self.models.generator(self.cfg)
             if self._gen.runtime.device == "cuda":
                 import torch
 
@@ -161,14 +190,9 @@ class Stages:
 
     def analyzer(self):
         if self._analyzer is None:
-            from figurine.face import FaceAnalyzer
-
-            self._analyzer = FaceAnalyzer(
-                self.cfg.path("model.insightface"), det_size=self.cfg.face.det_size,
-                det_thresh=self.cfg.face.det_thresh,
-                providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
-                if self.cfg.runtime.device != "cpu" else ["CPUExecutionProvider"],
-            )
+            providers = (["CUDAExecutionProvider", "CPUExecutionProvider"]
+                         if self.cfg.runtime.device != "cpu" else ["CPUExecutionProvider"])
+            self._analyzer = self.models.analyzer(self.cfg, providers)
         return self._analyzer
 
     def path(self, name: str) -> Path:
@@ -190,8 +214,10 @@ class Stages:
         return None
 
 
-def make(request: Request, cfg: Config, progress: ProgressFn | None = None) -> Result:
-    """Run every stage for one request; see the module docstring."""
+def make(request: Request, cfg: Config, progress: ProgressFn | None = None,
+         models: ModelCache | None = None) -> Result:
+    """Run every stage for one request; see the module docstring. Pass a ModelCache to keep the
+    models loaded between calls."""
     import numpy as np
 
     from figurine import prompt
@@ -227,7 +253,7 @@ def make(request: Request, cfg: Config, progress: ProgressFn | None = None) -> R
     pose_ref = load_photo(req.pose_from) if req.pose_from else None
     own_items = [load_photo(p, min_side=16) for p in req.accessory_images]
 
-    st = Stages(req, cfg, progress)
+    st = Stages(req, cfg, progress, models)
     st.run_dir.mkdir(parents=True, exist_ok=True)
     salt = st.old.get("salt") or secrets.token_hex(16)
     prompts = prompt.build_prompts(

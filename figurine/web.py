@@ -86,6 +86,9 @@ class Workspace:
         self.sessions = self.root / "sessions"
         self.uploads.mkdir()
         self.sessions.mkdir()
+        from figurine.make import ModelCache
+
+        self.models = ModelCache()  # the pipeline stays loaded between Generate clicks
 
     def new_session(self) -> Session:
         return Session(Path(tempfile.mkdtemp(prefix="s-", dir=self.sessions)))
@@ -397,7 +400,7 @@ def build_app(cfg: Config, workspace: Workspace):
             t0 = time.perf_counter()
             tracker = StageProgress(lambda f, label: progress(f, desc=label),
                                     request.candidates or g.candidates, len(request.accessories))
-            result = make(request, cfg, progress=tracker)
+            result = make(request, cfg, progress=tracker, models=workspace.models)
             seconds = time.perf_counter() - t0
             resolved = result.record.get("resolved", {})
             sess.last = {k: getattr(request, k) for k in (

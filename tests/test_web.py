@@ -220,7 +220,7 @@ def test_page_generates_and_repacks_in_chromium(tmp_path, tiny_weights):
                 second = package_png(page)
                 assert second.size == first.size and second.tobytes() != first.tobytes()
 
-                save_screenshot(page, Image)
+                save_screenshot(page, Image, tmp_path)
 
                 # 4. An error is one readable line on the page, and the last result stays.
                 page.locator("#figurine-name input, #figurine-name textarea").fill("")
@@ -254,14 +254,16 @@ def package_png(page):
     return Image.open(io.BytesIO(body)).convert("RGB")
 
 
-def save_screenshot(page, Image) -> None:
-    """docs/web-ui.png for the README, kept under SCREENSHOT_LIMIT (palette if needed)."""
+def save_screenshot(page, Image, tmp_path) -> None:
+    """The page with its result, kept under SCREENSHOT_LIMIT (palette if needed). It goes to the
+    test's temp folder; with FIGURINE_UPDATE_SCREENSHOT=1 to docs/web-ui.png, the README's picture."""
+    target = SCREENSHOT if os.environ.get("FIGURINE_UPDATE_SCREENSHOT") == "1" else tmp_path / "web-ui.png"
     page.locator("#figurine-package img").scroll_into_view_if_needed()
     page.evaluate("window.scrollTo(0, 0)")
     data = page.screenshot(full_page=True)
     image = Image.open(io.BytesIO(data)).convert("RGB")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    image.save(SCREENSHOT, optimize=True)
-    if SCREENSHOT.stat().st_size > SCREENSHOT_LIMIT:
-        image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(SCREENSHOT, optimize=True)
-    assert SCREENSHOT.stat().st_size < SCREENSHOT_LIMIT
+    target.parent.mkdir(exist_ok=True)
+    image.save(target, optimize=True)
+    if target.stat().st_size > SCREENSHOT_LIMIT:
+        image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+    assert target.stat().st_size < SCREENSHOT_LIMIT
