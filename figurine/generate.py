@@ -160,24 +160,24 @@ class Generator:
         try:
             # 2. Components.
             controlnet = diffusers.ControlNetModel.from_pretrained(
-                controlnet_dir, torch_dtype=dtype, local_files_only=True,
+                controlnet_dir, dtype=dtype, local_files_only=True,
                 variant="fp16" if _has_fp16_variant(controlnet_dir) else None,
             )
             extra = {"controlnet": controlnet, "add_watermarker": False}
             if vae_dir is not None:
                 extra["vae"] = diffusers.AutoencoderKL.from_pretrained(
-                    vae_dir, torch_dtype=dtype, local_files_only=True,
+                    vae_dir, dtype=dtype, local_files_only=True,
                     variant="fp16" if _has_fp16_variant(vae_dir) else None,
                 )
             cls = diffusers.StableDiffusionXLControlNetPipeline
             if base.is_file():
                 pipe = cls.from_single_file(
-                    base, config=str(cfg.path("model.base_config")), torch_dtype=dtype,
+                    base, config=str(cfg.path("model.base_config")), dtype=dtype,
                     local_files_only=True, **extra,
                 )
             else:
                 pipe = cls.from_pretrained(
-                    base, torch_dtype=dtype, local_files_only=True,
+                    base, dtype=dtype, local_files_only=True,
                     variant="fp16" if _has_fp16_variant(base) else None, **extra,
                 )
             if cfg.runtime.vae_fp32:
@@ -207,7 +207,7 @@ class Generator:
         # 5. Speed settings that do not change the output, then placement.
         self._optimise()
         self.apply_memory_policy(self.runtime.memory)
-        pipe.set_progress_bar_config(disable=not log.isEnabledFor(logging.INFO), leave=False)
+        pipe.set_progress_bar_config(disable=None, leave=False)  # tqdm: on in a terminal, off in logs
         self.load_seconds = time.perf_counter() - t0
 
     @classmethod
@@ -231,7 +231,7 @@ class Generator:
         self.pipe, self.adapter_names, self.adapter_scales = pipe, names, scales
         self._optimise()
         self.apply_memory_policy(self.runtime.memory)
-        pipe.set_progress_bar_config(disable=not log.isEnabledFor(logging.INFO), leave=False)
+        pipe.set_progress_bar_config(disable=None, leave=False)  # tqdm: on in a terminal, off in logs
         self.load_seconds = time.perf_counter() - t0
         return self
 
@@ -304,7 +304,7 @@ class Generator:
         import diffusers
 
         text_pipe = diffusers.StableDiffusionXLPipeline.from_pipe(self.pipe)
-        text_pipe.set_progress_bar_config(disable=not log.isEnabledFor(logging.INFO), leave=False)
+        text_pipe.set_progress_bar_config(disable=None, leave=False)  # tqdm: on in a terminal, off in logs
         self._set_face(False)
         # Scale 0 makes the adapter's attention add nothing; the pipeline still wants embeddings.
         no_face = torch.zeros(len(jobs), 512)
