@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -332,15 +333,27 @@ def test_rapl_absent_or_unreadable_says_why(gpu, tmp_path):
     assert "RAPL not readable" in w.result.reasons["cpu_joules"]
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root can read a mode-000 file; permission denial needs a normal user")
-def test_rapl_permission_denied_says_so(gpu, tmp_path):
+def test_rapl_permission_denied_says_so(tmp_path):
+    """A real permission denial: as root (CI) the check runs in a child that drops to 'nobody'."""
     f = rapl_domain(tmp_path, "intel-rapl:0", 5)
     f.chmod(0)
-    meter = make_meter(gpu, tmp_path)
-    with meter.window("x") as w:
-        pass
-    assert "permission denied" in w.result.reasons["cpu_joules"]
+    code = ("import sys; from figurine.energy import Rapl; r = Rapl(sys.argv[1]); "
+            "print(r.available); print(r.reason)")
+    cmd = [sys.executable, "-c", code, str(tmp_path)]
+    if os.geteuid() == 0:
+        for d in (tmp_path, *tmp_path.parents):
+            if d == Path("/"):
+                break
+            d.chmod(d.stat().st_mode | 0o005)  # let 'nobody' walk to the file (not read it)
+        (tmp_path / "intel-rapl:0").chmod(0o755)
+        (tmp_path / "intel-rapl:0" / "max_energy_range_uj").chmod(0o644)
+        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] + cmd
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    available, reason = proc.stdout.splitlines()
+    assert available == "False"
+    assert "permission denied" in reason and "energy_uj" in reason
 
 
 # --- format and JSON ----------------------------------------------------------------------------
