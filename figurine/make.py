@@ -287,7 +287,7 @@ def make(request: Request, cfg: Config, progress: ProgressFn | None = None,
 
     # 3. Accessories: each its own generation (batched), each cached by its own key.
     acc_cfg = asdict(cfg.accessories)
-    old_items = {a["key"]: a for a in st.old.get("stages", {}).get("accessories", {}).get("items", [])}
+    old_items = {a["key"]: a for a in st.old.get("stages", {}).get("accessories", {}).get("items", []) if "key" in a}
     items, todo = [], []
     for text in req.accessories:
         p, n = prompts.accessory(text)

@@ -213,3 +213,20 @@ def test_pack_run_recomposes_from_the_cache_with_a_new_name_and_template(first_r
         assert im.size == (1080, 1350)
         assert json.loads(im.text["figurine"])["request"]["name"] == "Grace Hopper"
     assert not any(p.suffix == ".safetensors" for p in run.rglob("*"))
+
+
+def test_own_accessory_picture_is_cut_out_and_survives_a_rerun(tiny_weights, photo, tmp_path):
+    item = Image.new("RGB", (200, 200), (210, 210, 210))
+    item.paste((180, 40, 40), (60, 50, 140, 150))  # a red block on the plain grey backdrop
+    item.save(tmp_path / "block.png")
+    proc = make(tmp_path, tiny_weights, photo, "--name", "Ada", "--accessory-image", tmp_path / "block.png")
+    assert proc.returncode == 0, proc.stderr
+    run = tmp_path / "fig.run"
+    items = json.loads((run / "run.json").read_text())["stages"]["accessories"]["items"]
+    assert len(items) == 1 and items[0]["own_image"]
+    alpha = np.asarray(Image.open(run / items[0]["matte"]).getchannel("A"))
+    assert alpha[100, 100] == 255 and alpha[5, 5] == 0  # the block kept, its backdrop keyed out
+    again = run_figurine("make", "--run", run, "--name", "Ada L.", "--weights", tiny_weights,
+                         "-o", tmp_path / "again.png", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "reused: figure" in again.stdout
