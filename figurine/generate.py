@@ -95,10 +95,6 @@ def make_scheduler(name: str, base_config):
     return getattr(diffusers, cls_name).from_config(base_config, **extra)
 
 
-def _weights_file(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.safetensors")) if folder.is_dir() else [folder]
-
-
 def check_files(paths: list[Path]) -> None:
     """Every model path exists and every safetensors file has an intact header, before loading."""
     from figurine import weights
@@ -289,12 +285,12 @@ class Generator:
         g = self.cfg.generation
         self._set_face(True)
         out = self._run(lambda: self.pipe(
-                prompt=prompt, negative_prompt=negative, image=control_image,
-                ip_adapter_image_embeds=self._face_embeds(torch.as_tensor(face_embedding), g.guidance),
-                controlnet_conditioning_scale=g.controlnet_scale,
-                num_inference_steps=g.steps, guidance_scale=g.guidance,
-                width=g.width, height=g.height, generator=self._generators([seed])[0],
-                output_type="latent",
+            prompt=prompt, negative_prompt=negative, image=control_image,
+            ip_adapter_image_embeds=self._face_embeds(torch.as_tensor(face_embedding), g.guidance),
+            controlnet_conditioning_scale=g.controlnet_scale,
+            num_inference_steps=g.steps, guidance_scale=g.guidance,
+            width=g.width, height=g.height, generator=self._generators([seed])[0],
+            output_type="latent",
         ))
         return out.images
 
@@ -310,10 +306,10 @@ class Generator:
         no_face = torch.zeros(len(jobs), 512)
         try:
             out = self._run(lambda: text_pipe(
-                    prompt=[j[0] for j in jobs], negative_prompt=[j[1] for j in jobs],
-                    ip_adapter_image_embeds=self._face_embeds(no_face, guidance),
-                    num_inference_steps=steps, guidance_scale=guidance, width=width, height=height,
-                    generator=self._generators([j[2] for j in jobs]), output_type="latent",
+                prompt=[j[0] for j in jobs], negative_prompt=[j[1] for j in jobs],
+                ip_adapter_image_embeds=self._face_embeds(no_face, guidance),
+                num_inference_steps=steps, guidance_scale=guidance, width=width, height=height,
+                generator=self._generators([j[2] for j in jobs]), output_type="latent",
             ))
         finally:
             self._set_face(True)
