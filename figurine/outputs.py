@@ -39,7 +39,9 @@ from figurine.errors import InputError, OutputExistsError
 TEMP_SUFFIX = ".part"
 
 
-def _check_target(path: Path, force: bool) -> None:
+def check_target(path: Path, force: bool) -> None:
+    """Refuse an output before any slow work: missing folder, a folder as name, or (without
+    force) an existing file."""
     if not path.parent.is_dir():
         raise InputError(f"{path.parent}: output folder does not exist")
     if path.is_dir():
@@ -72,7 +74,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[BinaryIO], object],
                  force: bool = False) -> Path:
     """Call writer(binary_file) on a temp file and move it to `path` in one step. Returns path."""
     path = Path(path)
-    _check_target(path, force)  # 1
+    check_target(path, force)  # 1
 
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     tmp = Path(tmp_name)
@@ -162,7 +164,7 @@ class OutputBatch:
     def check(self, *paths) -> None:
         """Refuse existing targets up front, before any slow work starts."""
         for p in paths:
-            _check_target(Path(p), self.force)
+            check_target(Path(p), self.force)
 
     def __enter__(self) -> OutputBatch:
         if threading.current_thread() is threading.main_thread():

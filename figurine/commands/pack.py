@@ -4,22 +4,21 @@
         --accessory-image mug.png --template vintage-80s -o ada.png --pdf ada.pdf
 
 The figure (and each accessory) may be an RGBA cut-out or a picture on a plain backdrop,
-which is keyed out (figurine/matte.py). `figurine make` ends with the same `pack_files` call.
+which is keyed out (figurine/matte.py). `figurine make` draws its box with the same renderer;
+`--run RUN_DIR` re-boxes a make run from its cached cut-outs.
 
 1. Check the arguments: text, template, input files, outputs (never overwrite without
    --force).
 2. Load the pictures.
-3. Render the PNG and/or the PDF, each written to a temporary file beside its final name and
-   moved into place (os.replace), so a crash never leaves half a file.
+3. Render the PNG and/or the PDF, each written atomically (figurine/outputs.py), so a crash
+   never leaves half a file.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-from figurine.errors import InputError, OutputExistsError
+from figurine.errors import InputError
 
 SIZES = ("social", "story")
 MAX_ACCESSORIES = 4
@@ -101,7 +100,8 @@ def pack_files(figure_path, accessory_paths, text, template: str = "classic-blis
 
     `figure_path` and `accessory_paths` may also be PIL images (figurine make passes its
     in-memory cut-outs)."""
-    from figurine.packaging import export_pdf, load_template, render
+    from figurine.outputs import atomic_write
+    from figurine.packaging import export_pdf, load_template, open_picture, render
     from figurine.packaging.render import check_fit
 
     # 1. Check everything before drawing anything.
@@ -118,60 +118,24 @@ def pack_files(figure_path, accessory_paths, text, template: str = "classic-blis
         _check_output(Path(path), ext, force)
 
     # 2. The pictures.
-    figure = _open(figure_path, "figure")
-    accessories = [_open(p, "accessory image") for p in accessory_paths]
+    figure = open_picture(figure_path, "figure")
+    accessories = [open_picture(p, "accessory image") for p in accessory_paths]
 
     # 3. Render and write.
     written = []
     if out_png is not None:
         image = render(figure, accessories, text, tmpl, size, edition)
-        _atomic_write(Path(out_png), lambda f: image.save(f, "PNG", optimize=False))
+        atomic_write(Path(out_png), lambda f: image.save(f, "PNG", optimize=False), force=force)
         written.append(str(out_png))
     if out_pdf is not None:
-        _atomic_write(Path(out_pdf), lambda f: export_pdf(figure, accessories, text, tmpl, f, edition))
+        atomic_write(Path(out_pdf), lambda f: export_pdf(figure, accessories, text, tmpl, f, edition), force=force)
         written.append(str(out_pdf))
     return written
 
 
 def _check_output(path: Path, ext: str, force: bool) -> None:
+    from figurine.outputs import check_target
+
     if path.suffix.lower() != ext:
         raise InputError(f"{path}: output must end in {ext}")
-    if path.is_dir():
-        raise InputError(f"{path} is a directory")
-    if not path.parent.exists():
-        raise InputError(f"{path.parent}: folder does not exist")
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists", hint="add --force to overwrite it")
-
-
-def _open(source, what: str):
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(source, Image.Image):
-        return source
-    path = Path(source)
-    if not path.is_file():
-        raise InputError(f"{path}: {what} not found")
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > 64_000_000:
-                raise InputError(f"{path}: {im.width}x{im.height} is too large (at most 64 megapixels)")
-            im.load()
-            return im.copy()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
-        raise InputError(f"{path}: not a readable image ({e.__class__.__name__})") from e
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    check_target(path, force)

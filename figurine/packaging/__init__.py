@@ -15,15 +15,18 @@ primitives), text.py (validation and fitting), fonts.py (the bundled font), barc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PIL import Image
 
+from figurine.errors import InputError
 from figurine.packaging.render import (SIZES, Layout, PackText, TextBox, render_package,
                                        render_print)
 from figurine.packaging.template import Template, list_templates, load_template
 from figurine.packaging.text import validate_text as _validate_text
 
 __all__ = ["PackText", "Layout", "TextBox", "Template", "SIZES", "render", "render_package",
-           "render_print", "export_pdf", "list_templates", "load_template", "validate_text"]
+           "render_print", "export_pdf", "list_templates", "load_template", "validate_text", "open_picture"]
 
 
 def render(figure: Image.Image, accessories: list[Image.Image], text: PackText,
@@ -53,3 +56,23 @@ def validate_text(name: str, tagline: str = "", template: str | None = None,
         from figurine.packaging.render import check_fit
 
         check_fit(PackText(name, tagline, brand), template)
+
+
+def open_picture(source, what: str):
+    """A figure or accessory picture as given (alpha kept: an RGBA cut-out is used as is);
+    a PIL image passes through. One-line InputError for a missing, unreadable or huge file."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(source, Image.Image):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found")
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > 64_000_000:
+                raise InputError(f"{path}: {im.width}x{im.height} is too large (at most 64 megapixels)")
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        raise InputError(f"{path}: not a readable image ({e.__class__.__name__})") from e
