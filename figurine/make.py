@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from figurine.config import Config
-from figurine.errors import InputError, OutputExistsError
+from figurine.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +221,7 @@ def make(request: Request, cfg: Config, progress: ProgressFn | None = None,
     import numpy as np
 
     from figurine import prompt
-    from figurine.packaging.render import PackText, render_package
-    from figurine.packaging.template import list_templates
-    from figurine.packaging.text import validate_text
+    from figurine.packaging import open_picture
     from figurine.photo import load_photo
 
     req = request
@@ -238,20 +236,15 @@ def make(request: Request, cfg: Config, progress: ProgressFn | None = None,
     size = req.size or cfg.packaging.size
 
     # 1. Check every input before any model loads.
-    validate_text(req.name, req.tagline)
+    check_box_request(req, template)
     if len(req.accessories) + len(req.accessory_images) > cfg.accessories.max:
         raise InputError(
             f"{len(req.accessories) + len(req.accessory_images)} accessories asked for; at most "
             f"{cfg.accessories.max} fit (set accessories.max to change the limit)"
         )
-    if template not in list_templates():
-        raise InputError(f"unknown template '{template}'; choose from {', '.join(list_templates())}")
-    for out in (req.output, req.pdf, sidecar_path(req.output)):
-        if out is not None and out.exists() and not req.force:
-            raise OutputExistsError(f"{out} exists; use --force to overwrite it")
     photo = load_photo(req.photo) if req.photo else None
     pose_ref = load_photo(req.pose_from) if req.pose_from else None
-    own_items = [load_photo(p, min_side=16) for p in req.accessory_images]
+    own_items = [open_picture(p, "accessory image") for p in req.accessory_images]  # alpha kept
 
     st = Stages(req, cfg, progress, models)
     st.run_dir.mkdir(parents=True, exist_ok=True)
@@ -309,10 +302,10 @@ def make(request: Request, cfg: Config, progress: ProgressFn | None = None,
         if reused:
             log.warning("reusing accessories %s; generating %s", reused, [i["text"] for i in todo])
         make_accessories(st, todo, negative=prompts.accessory(todo[0]["text"])[1])
-    for path in req.accessory_images:
+    for path, picture in zip(req.accessory_images, own_items):
         i = len(items)
         with st.stage("matte"):
-            cutout = cut(own_items[req.accessory_images.index(path)], str(path))
+            cutout = cut(picture, str(path))
         items.append({"text": path.name, "own_image": True,
                       "matte": st.save_image(cutout, f"accessory-own-{i}-matte.png")})
     record["stages"]["accessories"] = {"items": items}
@@ -320,12 +313,7 @@ def make(request: Request, cfg: Config, progress: ProgressFn | None = None,
     # 4. Package and outputs.
     figure_matte = load_rgba(st.path(fig["mattes"][best]))
     accessory_mattes = [load_rgba(st.path(i["matte"])) for i in items]
-    text = PackText(req.name, req.tagline)
-    with st.stage("packaging"):
-        package, layout = render_package(figure_matte, accessory_mattes, text, template=template,
-                                                   size=size, edition=req.edition)
-    st.save_image(package, "package.png")
-    record["layout"] = layout_record(layout)
+    package, text = render_box(st, record, req, figure_matte, accessory_mattes, template, size)
     record.update({
         "figurine": __import__("figurine").__version__,
         "request": req.to_dict(),
@@ -340,7 +328,7 @@ def make(request: Request, cfg: Config, progress: ProgressFn | None = None,
             "memory": st._gen.runtime.memory},
         "timings": st.timings,
         "reused": st.reused,
-        "energy": {"stages": [r.to_dict() for r in st.meter.readings], "total": st.meter.total().to_dict()},
+        "energy": energy_record(st.meter),
     })
     embedding = fig.pop("_embedding", None)
     if req.store_embedding and embedding is not None:
@@ -355,10 +343,6 @@ def repack(run_dir: Path, cfg: Config, output: Path, name: str | None = None, ta
            template: str | None = None, size: str | None = None, pdf: Path | None = None,
            edition: int | None = None, force: bool = False) -> Result:
     """Recompose a run's package from its cached mattes: new text, template or size, no model."""
-    from figurine.packaging.render import PackText, render_package
-    from figurine.packaging.template import list_templates
-    from figurine.packaging.text import validate_text
-
     record = load_record(run_dir)
     if not record.get("stages", {}).get("figure"):
         raise InputError(f"{run_dir} is not a figurine run directory (no run.json with a figure)")
@@ -369,12 +353,7 @@ def repack(run_dir: Path, cfg: Config, output: Path, name: str | None = None, ta
                   pdf=pdf, edition=stored.get("edition") if edition is None else edition,
                   accessories=stored.get("accessories", []), template=template or res["template"],
                   size=size or res["size"])
-    validate_text(req.name, req.tagline)
-    if req.template not in list_templates():
-        raise InputError(f"unknown template '{req.template}'; choose from {', '.join(list_templates())}")
-    for out in (req.output, req.pdf, sidecar_path(req.output)):
-        if out is not None and out.exists() and not force:
-            raise OutputExistsError(f"{out} exists; use --force to overwrite it")
+    check_box_request(req, req.template)
     st = Stages(req, cfg)
     fig, items = record["stages"]["figure"], record["stages"]["accessories"]["items"]
     for f in [fig["mattes"][fig["best"]]] + [i["matte"] for i in items]:
@@ -382,19 +361,44 @@ def repack(run_dir: Path, cfg: Config, output: Path, name: str | None = None, ta
             raise InputError(f"{st.path(f)} is missing; the run directory is incomplete (run figurine make again)")
     figure = load_rgba(st.path(fig["mattes"][fig["best"]]))
     accessories = [load_rgba(st.path(i["matte"])) for i in items]
-    text = PackText(req.name, req.tagline)
-    with st.stage("packaging"):
-        package, layout = render_package(figure, accessories, text, template=req.template, size=req.size,
-                                         edition=req.edition)
-    st.save_image(package, "package.png")
+    package, text = render_box(st, record, req, figure, accessories, req.template, req.size)
     res.update(template=req.template, size=req.size)
     request = {**stored, "name": req.name, "tagline": req.tagline, "template": req.template, "size": req.size,
                "output": str(output), "pdf": str(pdf) if pdf else None, "edition": req.edition}
-    record.update(request=request, resolved=res, layout=layout_record(layout), timings=st.timings,
-                  reused=["figure", "accessories"],
-                  energy={"stages": [r.to_dict() for r in st.meter.readings], "total": st.meter.total().to_dict()})
+    record.update(request=request, resolved=res, timings=st.timings, reused=["figure", "accessories"],
+                  energy=energy_record(st.meter))
     write_outputs(record, package, figure, accessories, text, req, st)
     return Result(output, run_dir, record, ["figure", "accessories"], st.meter.total().format_line())
+
+
+def check_box_request(req: Request, template: str) -> None:
+    """Text, template and output files, checked before any work: one clear line if wrong."""
+    from figurine.outputs import check_target
+    from figurine.packaging.template import list_templates
+    from figurine.packaging.text import validate_text
+
+    validate_text(req.name, req.tagline)
+    if template not in list_templates():
+        raise InputError(f"unknown template '{template}'; choose from {', '.join(list_templates())}")
+    for out in (req.output, req.pdf, sidecar_path(req.output)):
+        if out is not None:
+            check_target(out, req.force)
+
+
+def render_box(st: Stages, record: dict, req: Request, figure, accessories, template: str, size: str):
+    """Draw the package (timed and metered as the packaging stage); its layout goes in the record."""
+    from figurine.packaging.render import PackText, render_package
+
+    text = PackText(req.name, req.tagline)
+    with st.stage("packaging"):
+        package, layout = render_package(figure, accessories, text, template=template, size=size,
+                                         edition=req.edition)
+    record["layout"] = layout_record(layout)
+    return package, text
+
+
+def energy_record(meter) -> dict:
+    return {"stages": [r.to_dict() for r in meter.readings], "total": meter.total().to_dict()}
 
 
 def layout_record(layout) -> dict:
@@ -408,7 +412,8 @@ def sidecar_path(output: Path) -> Path:
 
 
 def write_outputs(record: dict, package, figure, accessories, text, req: Request, st: Stages) -> None:
-    """OUT.png with provenance chunks, OUT.json, the optional print PDF, then run.json."""
+    """OUT.png with provenance chunks (copied to RUN_DIR/package.png), OUT.json, the optional
+    print PDF, then run.json."""
     from figurine import packaging, provenance
     from figurine.outputs import atomic_write, save_png
 
@@ -425,6 +430,8 @@ def write_outputs(record: dict, package, figure, accessories, text, req: Request
     )
     save_png(package, req.output, force=req.force,
              pnginfo=provenance.png_info(parameters, record, provenance.xmp_packet()))
+    data = req.output.read_bytes()  # the run directory keeps the same file: encoded once
+    atomic_write(st.path("package.png"), lambda f: f.write(data), force=True)
     body = json.dumps(record, indent=2, sort_keys=True).encode()
     atomic_write(sidecar_path(req.output), lambda f: f.write(body), force=req.force)
     if req.pdf:

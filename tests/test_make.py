@@ -219,13 +219,19 @@ def test_own_accessory_picture_is_cut_out_and_survives_a_rerun(tiny_weights, pho
     item = Image.new("RGB", (200, 200), (210, 210, 210))
     item.paste((180, 40, 40), (60, 50, 140, 150))  # a red block on the plain grey backdrop
     item.save(tmp_path / "block.png")
-    proc = make(tmp_path, tiny_weights, photo, "--name", "Ada", "--accessory-image", tmp_path / "block.png")
+    cutout = Image.new("RGBA", (120, 120), (0, 0, 0, 0))
+    cutout.paste((30, 90, 200, 255), (20, 30, 100, 90))  # an RGBA cut-out: used as it is
+    cutout.save(tmp_path / "cutout.png")
+    proc = make(tmp_path, tiny_weights, photo, "--name", "Ada", "--accessory-image", tmp_path / "block.png",
+                "--accessory-image", tmp_path / "cutout.png")
     assert proc.returncode == 0, proc.stderr
     run = tmp_path / "fig.run"
     items = json.loads((run / "run.json").read_text())["stages"]["accessories"]["items"]
-    assert len(items) == 1 and items[0]["own_image"]
+    assert len(items) == 2 and all(i["own_image"] for i in items)
     alpha = np.asarray(Image.open(run / items[0]["matte"]).getchannel("A"))
     assert alpha[100, 100] == 255 and alpha[5, 5] == 0  # the block kept, its backdrop keyed out
+    kept = np.asarray(Image.open(run / items[1]["matte"]))
+    assert np.array_equal(kept, np.asarray(cutout))
     again = run_figurine("make", "--run", run, "--name", "Ada L.", "--weights", tiny_weights,
                          "-o", tmp_path / "again.png", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
