@@ -210,11 +210,15 @@ def read_toml(path: Path) -> dict:
 
 
 def load_config(
-    files: list[str | Path] = (), overrides: list[str] = (), weights: str | Path | None = None
+    files: list[str | Path] = (), overrides: list[str] = (), weights: str | Path | None = None,
+    stored: dict | None = None,
 ) -> Config:
-    """Defaults, then each file, then each key=value override; then the weights root."""
+    """Defaults, then `stored` settings (a run's Config.to_dict(), for re-runs), then each file,
+    then each key=value override; then the weights root."""
     cfg = Config()
     apply(cfg, read_toml(DEFAULT_CONFIG), str(DEFAULT_CONFIG))
+    if stored:
+        apply(cfg, {k: v for k, v in stored.items() if k in SECTIONS}, "stored settings")
     for f in files:
         apply(cfg, read_toml(Path(f)), str(f))
     for line in overrides:

@@ -100,13 +100,8 @@ def run(args) -> int:
         previous, stored_config = record.get("request", {}), record.get("config")
     elif args.photo is None:
         raise InputError("PHOTO is required (or --run RUN_DIR to re-run a previous make)")
-    cfg = load_config([], [], args.weights)
-    if stored_config and not args.config:
-        from figurine.config import apply
-
-        apply(cfg, {k: v for k, v in stored_config.items() if k not in ("weights_root", "sources")},
-              "stored settings")
-    cfg = _layer(cfg, args)
+    cfg = load_config(args.config, args.overrides, args.weights,
+                      stored=None if args.config else stored_config)
     req = build_request(args, previous)
     from figurine.make import make
 
@@ -116,18 +111,6 @@ def run(args) -> int:
         print(f"reused: {', '.join(result.reused)}")
     print(result.energy_line)
     return 0
-
-
-def _layer(cfg, args):
-    """Apply --config files and --set overrides on top of cfg (which may hold stored settings)."""
-    from figurine.config import apply, parse_override, read_toml, validate
-
-    for f in args.config:
-        apply(cfg, read_toml(Path(f)), str(f))
-    for line in args.overrides:
-        apply(cfg, parse_override(line), f"--set {line}")
-    validate(cfg)
-    return cfg
 
 
 if __name__ == "__main__":  # pragma: no cover
