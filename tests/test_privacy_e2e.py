@@ -33,9 +33,14 @@ def make_args(tmp: Path, weights: Path, photo: Path, *extra) -> list:
             "-o", tmp / "out" / "fig.png", "--accessory", "mug", *extra]
 
 
+def make_command(tmp: Path, weights: Path, photo: Path) -> list[str]:
+    """The full `figurine make` command line, for wrappers that run it (unshare, strace)."""
+    (tmp / "out").mkdir()
+    return [sys.executable, "-m", "figurine", *map(str, make_args(tmp, weights, photo))]
+
+
 def test_make_runs_in_an_empty_network_namespace(tmp_path, tiny_weights, photo):
-    (tmp_path / "out").mkdir()
-    cmd = [sys.executable, "-m", "figurine", *map(str, make_args(tmp_path, tiny_weights, photo))]
+    cmd = make_command(tmp_path, tiny_weights, photo)
     proc, why = run_without_network(cmd, cwd=tmp_path)
     if proc is None:
         pytest.skip(f"no network namespace on this machine: {why}")
@@ -44,8 +49,7 @@ def test_make_runs_in_an_empty_network_namespace(tmp_path, tiny_weights, photo):
 
 
 def test_make_tries_no_outbound_connection_under_strace(tmp_path, tiny_weights, photo):
-    (tmp_path / "out").mkdir()
-    cmd = [sys.executable, "-m", "figurine", *map(str, make_args(tmp_path, tiny_weights, photo))]
+    cmd = make_command(tmp_path, tiny_weights, photo)
     found, why = outbound_connections(cmd, cwd=tmp_path)
     if found is None:
         pytest.skip(f"strace unavailable: {why}")
