@@ -881,19 +881,21 @@ class EnergyMeter:
 
     def total(self, stage: str = "total", exclude: Iterable[str] = ()) -> EnergyReading:
         """The outermost windows so far, less those named in `exclude` (e.g. ("load",) to report
-        loading apart), with net energy computed once on the totals; `method` says how."""
+        loading apart), with net energy computed once on the totals; `method` says how (without
+        the device identity: make stores totals in shared files; bench records describe())."""
         skip = set(exclude)
         reading = self.combine(stage, [r for r in self._top if r.stage not in skip])
-        reading.method = self.describe()
+        reading.method = self.describe(include_device=False)
         if skip:
             reading.method["excluded_windows"] = sorted(skip)
         return reading
 
-    def describe(self) -> dict[str, Any]:
-        """How this meter measures: device identity (no UUID), source, resolution, baseline, RAPL
-        zones. bench.json records it."""
+    def describe(self, include_device: bool = True) -> dict[str, Any]:
+        """How this meter measures: device identity (never the UUID), source, resolution, baseline,
+        RAPL zones. bench.json records it."""
+        device = self.device.to_dict() if include_device else None
         return {
-            "gpu": {"device": self.device.to_dict(), "source": self.gpu_method, "reason": self.gpu_reason,
+            "gpu": {"device": device, "source": self.gpu_method, "reason": self.gpu_reason,
                     "counter_missing": self.counter_note, "update_period_s": self.update_period_s,
                     "resolution_s": self.resolution_s,
                     "resolution": (f"windows under {_num(self.resolution_s)} s ({self.resolution_updates} "

@@ -143,10 +143,7 @@ class FakeNVML:
         self.queued_j = 0.0
         self.syncs.append(self.active.true_mj())
 
-    # the NVML surface
-    def _gpu(self, handle) -> FakeGPU:
-        return handle
-
+    # the NVML surface (a handle is the FakeGPU itself)
     def nvmlInit(self):
         self.inits += 1
         if self.init_error:
