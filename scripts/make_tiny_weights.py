@@ -18,7 +18,9 @@ Layout (see configs/weights.toml for the real files):
     controlnet-openpose-sdxl/  ControlNetModel
     ip-adapter-faceid/ip-adapter-faceid_sdxl.safetensors   FaceID projection, to_k_ip/to_v_ip, LoRA
     insightface/buffalo_l/     det_10g.onnx, w600k_r50.onnx (synthetic; see tiny_insightface.py)
+    birefnet-lite/model.onnx   the learned cut-out's signature (synthetic; see tiny_birefnet.py)
     annotators/                body_pose_model.safetensors, with --annotators (tiny_annotators.py)
+    birefnet-lite/model.onnx   the learned cut-out's graph signature, fixed layers (tiny_birefnet.py)
 """
 
 from __future__ import annotations
@@ -94,10 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         id_dim=faceid["id_embedding_dim"], hidden_dim=faceid["hidden_dim"], dtype=torch.float16, seed=1,
         std=0.1, lora_std=0.25)
     save_file(adapter, root / "ip-adapter-faceid" / "ip-adapter-faceid_sdxl.safetensors")
-    # 4. insightface's buffalo_l pack and the OpenPose annotator, synthetic.
+    # 4. insightface's buffalo_l pack, the cut-out model and the OpenPose annotator, synthetic.
+    from tiny_birefnet import write_model
     from tiny_insightface import write_pack
 
     write_pack(root / "insightface" / "buffalo_l")
+    write_model(root / "birefnet-lite" / "model.onnx")
     if args.annotators:
         from tiny_annotators import write_annotators
 

@@ -68,7 +68,7 @@ def test_make_writes_package_sidecar_and_run_dir(first_run):
     run = tmp / "fig.run"
     for name in ("pose.png", "figure-0.png", "figure-0-matte.png", "package.png", "run.json"):
         assert (run / name).exists(), name
-    assert "energy" in proc.stdout and "unavailable" in proc.stdout  # no GPU here: said, never 0 J
+    assert "Energy:" in proc.stdout and "unavailable" in proc.stdout  # no GPU here: said, never 0 J
 
 
 def test_two_accessories_fill_two_compartments_with_their_own_mattes(first_run):
