@@ -59,6 +59,7 @@ class RuntimeConfig:
     channels_last: bool = True
     fuse_qkv: bool = True
     compile: bool = False
+    compile_backend: str = "inductor"  # torch.compile backend; eager / aot_eager isolate compiler bugs
     vae_fp32: bool = False  # keep the VAE in fp32 (needed when the VAE is not the fp16-fix one)
 
 
@@ -232,7 +233,8 @@ CHOICES = {
     "runtime.device": ("auto", "cuda", "cpu"),
     "runtime.dtype": ("auto", "float16", "bfloat16", "float32"),
     "runtime.memory": ("auto", "none", "model-offload", "sequential-offload"),
-    "generation.scheduler": ("dpmpp_2m_karras", "dpmpp_2m", "euler", "euler_a", "ddim", "unipc", "lcm"),
+    "runtime.compile_backend": ("inductor", "eager", "aot_eager", "cudagraphs"),
+    "generation.scheduler": ("ddim", "euler", "euler_a", "dpmpp_2m_karras", "dpmpp_2m", "unipc", "lcm"),
     "packaging.size": ("social", "story"),
 }
 

@@ -60,8 +60,6 @@ def choose_runtime(cfg: Config) -> Runtime:
         dtype = torch.float16 if device == "cuda" else torch.float32
     else:
         dtype = getattr(torch, r.dtype)
-    if device == "cpu" and dtype == torch.float16:
-        notes.append("float16 on the CPU is slow and may fail; float32 is the CPU default")
     memory = r.memory
     if memory == "auto":
         memory = "none"
@@ -249,8 +247,10 @@ class Generator:
             t0 = time.perf_counter()
             # Module.compile keeps the modules themselves in the pipeline: a torch.compile wrapper
             # in their place hides the UNet's PEFT adapters from set_adapters (FaceID LoRA).
-            pipe.unet.compile(mode="max-autotune-no-cudagraphs")
-            pipe.controlnet.compile(mode="max-autotune-no-cudagraphs")
+            backend = rt.compile_backend
+            options = {"mode": "max-autotune-no-cudagraphs"} if backend == "inductor" else {}
+            pipe.unet.compile(backend=backend, **options)
+            pipe.controlnet.compile(backend=backend, **options)
             self.compile_seconds = time.perf_counter() - t0  # the real cost comes on the first call
 
     def apply_memory_policy(self, memory: str) -> None:

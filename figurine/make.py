@@ -114,7 +114,7 @@ _LIKELY_SETTING = [
      "runtime.dtype (try --set runtime.dtype=float32)"),
     (("out of memory", "CUDA error", "CUBLAS", "cuDNN"), "runtime.memory, or smaller generation.width/height"),
     (("same device", "device-side", "meta tensor"), "runtime.device / runtime.memory"),
-    (("size mismatch", "shape", "mat1 and mat2", "must match the size"),
+    (("size mismatch", "shape", "mat1 and mat2", "must match the size", "incorrect config", "expects"),
      "generation.width/height or a model file that does not fit (model.* paths; figurine weights verify)"),
 ]
 

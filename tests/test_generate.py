@@ -342,3 +342,97 @@ def test_default_scheduler_is_the_model_cards_ddim(tiny_weights):
     assert torch.equal(ours.timesteps, card.timesteps)
     assert torch.allclose(ours.alphas_cumprod, card.alphas_cumprod)
     assert ours.final_alpha_cumprod == card.final_alpha_cumprod
+
+
+def test_compile_builds_each_graph_once(tiny_weights):
+    """runtime.compile: a make with accessories traces the ControlNet, the figure UNet graph and
+    the accessory UNet graph once each; switching back and forth (LoRA and adapter scales, batch
+    size, no ControlNet residuals) reuses them. Recompiles are decided by TorchDynamo's guards,
+    whatever the backend, so the cheap `eager` backend counts them for inductor too."""
+    from torch._dynamo.utils import counters
+
+    from figurine.config import load_config
+    from figurine.generate import Generator
+
+    torch._dynamo.reset()
+    counters.clear()
+    cfg = load_config([TINY_CONFIG], overrides=["runtime.compile=true", "runtime.compile_backend=eager"],
+                      weights=tiny_weights)
+    gen = Generator(cfg)
+    face = np.ones(512, dtype=np.float32) / np.sqrt(512)
+    a = cfg.accessories
+
+    def graphs() -> int:
+        return counters["stats"]["unique_graphs"]
+
+    try:
+        gen.figure("a figure", "blurry", _control(cfg), face, seed=1)
+        gen.accessories([("a gear", "person", 1), ("a cup", "person", 2)], a.width, a.height, a.steps, a.guidance)
+        compiled = graphs()
+        assert compiled == 3, f"expected ControlNet + figure UNet + accessory UNet graphs, got {compiled}"
+        gen.figure("a figure", "blurry", _control(cfg), face, seed=2)
+        gen.accessories([("a mug", "person", 3)], a.width, a.height, a.steps, a.guidance)
+        gen.figure("a figure", "blurry", _control(cfg, "wave"), face, seed=3)
+        assert graphs() == compiled, "switching between figure and accessories recompiled"
+    finally:
+        torch._dynamo.reset()
+
+
+# ---------------------------------------------------------------------------------------------
+# The user's commands in the GPU dtypes
+
+
+def test_bfloat16_make_with_two_candidates_and_two_accessories(tiny_weights, photo, tmp_path):
+    proc = run_figurine("make", photo, "--name", "Ada", "--candidates", "2", "--accessory", "gear",
+                        "--accessory", "tea cup", "--weights", tiny_weights, "--config", TINY_CONFIG,
+                        "--set", "runtime.dtype=bfloat16", "-o", tmp_path / "ada.png", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    record = json.loads((tmp_path / "ada.json").read_text())
+    assert record["runtime"]["dtype"] == "bfloat16"
+    assert len(record["stages"]["figure"]["files"]) == 2
+    assert [i["text"] for i in record["stages"]["accessories"]["items"]] == ["gear", "tea cup"]
+
+
+def test_second_generate_in_one_process_float16(tiny_weights, photo, tmp_path):
+    """The web UI keeps one ModelCache between clicks: a second make with new accessories and a
+    new seed works, and the shared modules keep their dtype and device."""
+    from figurine.config import load_config
+    from figurine.make import ModelCache, Request, make
+
+    cfg = load_config([TINY_CONFIG], overrides=["runtime.dtype=float16"], weights=tiny_weights)
+    models = ModelCache()
+    first = make(Request(photo=photo, name="Ada", output=tmp_path / "a.png", accessories=["gear"], seed=1),
+                 cfg, models=models)
+    state = module_state(models.generator(cfg).pipe)
+    second = make(Request(photo=photo, name="Ada", output=tmp_path / "b.png", accessories=["cup", "hat"],
+                          seed=2), cfg, models=models)
+    assert module_state(models.generator(cfg).pipe) == state
+    assert {p.dtype for p in models.generator(cfg).pipe.unet.parameters()} == {torch.float16}
+    assert first.record["resolved"]["seed"] == 1 and second.record["resolved"]["seed"] == 2
+    assert len(second.record["stages"]["accessories"]["items"]) == 2
+
+
+def test_an_unexpected_model_error_is_one_line_with_a_log(tiny_weights, photo, tmp_path):
+    """A crash inside a model call ends with one line naming the stage and a likely setting,
+    exit 4, and the full traceback in the run directory's error.log (shown with -v). The crash
+    here: a UNet config edited so its time embedding no longer fits its weights (they still
+    load; the first denoising step fails), as a hand-edited or mixed-up model folder would."""
+    weights = tmp_path / "w"
+    shutil.copytree(tiny_weights, weights, symlinks=True)
+    cfg_path = weights / "sdxl-base" / "unet" / "config.json"
+    unet = json.loads(cfg_path.read_text())
+    unet["addition_time_embed_dim"] = 4  # 6 x 4 + 32 inputs where the weights take 6 x 8 + 32
+    cfg_path.write_text(json.dumps(unet))
+    proc = run_figurine("make", photo, "--name", "Ada", "--weights", weights, "--config", TINY_CONFIG,
+                        "-o", tmp_path / "ada.png", cwd=tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("figurine: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert "the generation stage failed" in errors[0] and "likely setting:" in errors[0], errors[0]
+    log = (tmp_path / "ada.run" / "error.log").read_text()
+    assert "Traceback (most recent call last)" in log and "stage generation" in log
+    verbose = run_figurine("make", photo, "--name", "Ada", "--weights", weights, "--config", TINY_CONFIG,
+                           "-o", tmp_path / "ada.png", "-v", cwd=tmp_path)
+    assert verbose.returncode == 4 and "Traceback (most recent call last)" in verbose.stderr
