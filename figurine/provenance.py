@@ -100,6 +100,7 @@ MAX_FILE_BYTES = 100 << 20  # a figurine package is ~0.5-3 MB
 MAX_JSON_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
 MAX_XMP_BYTES = 1 << 20
+MAX_DECODE_PIXELS = 50_000_000  # read_metadata(pixels=True) decodes no larger picture
 
 EXIF_IFD = 0x8769
 USER_COMMENT = 0x9286
@@ -335,7 +336,7 @@ class FileMetadata:
     creator_tool: str | None = None
     has_c2pa: bool = False  # a C2PA (JUMBF) manifest store seems present
     data: bytes = field(default=b"", repr=False)  # the file's bytes, as read once
-    image: object = field(default=None, repr=False)  # decoded PIL image (pixels=True)
+    image: object = field(default=None, repr=False)  # decoded PIL image (pixels=True, up to 50 MP)
 
 
 def read_bytes(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -468,13 +469,13 @@ def read_metadata(path: str | os.PathLike, pixels: bool = False) -> FileMetadata
                 raise InputError(f"{path}: is a {fmt} image; figurine reads PNG, JPEG or WebP")
             info = dict(im.info)
             exif = im.getexif() if fmt != "PNG" else None
-            if pixels or (fmt == "PNG" and FIGURINE_KEY not in info):
+            if (pixels and im.width * im.height <= MAX_DECODE_PIXELS) or (fmt == "PNG" and FIGURINE_KEY not in info):
                 # figurine writes its chunks before the pixels; other tools may move them
                 # after, where Pillow finds them only once the image is decoded.
                 im.load()
                 info.update(getattr(im, "text", {}) or {})
             meta = FileMetadata(path, fmt, im.size, data=data)
-            if pixels:
+            if pixels and im.width * im.height <= MAX_DECODE_PIXELS:
                 meta.image = im.convert("RGBA" if im.mode in ("RGBA", "LA", "PA") else "RGB")
     except InputError:
         raise

@@ -52,6 +52,7 @@ KEY = 0x66696775  # block-shuffle key ("figu"); public, part of the scheme
 D1, D2 = 36.0, 20.0  # quantisation steps of the first and second singular value
 BLOCK = 4
 MIN_SIDE = 256  # smaller pictures hold too few blocks for 64 bits to vote
+MAX_PIXELS = 16_000_000  # detect() reads no larger picture (figurine writes 1.5-2 megapixels)
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,12 @@ class Detection:
     matched: int  # bits that agree with MARK
     bits: int  # N_BITS
     p_chance: float  # probability of >= matched agreeing bits on a picture without the mark
-    size: tuple[int, int] | None  # the size it was read at (None: picture too small)
+    size: tuple[int, int] | None  # the size it was read at (None: not checked)
+    not_checked: str | None = None  # why it was not read
 
     def describe(self) -> str:
         if self.size is None:
-            return f"not checked (picture smaller than {MIN_SIDE}x{MIN_SIDE})"
+            return f"not checked ({self.not_checked})"
         state = "found" if self.found else "not found"
         return (f"{state} ({self.matched} of {self.bits} bits match the figurine mark; "
                 f"chance of that on an unmarked picture: {self.p_chance:.1e})")
@@ -202,7 +204,9 @@ def detect(image) -> Detection:
     from PIL import Image
 
     if min(image.size) < MIN_SIDE:
-        return Detection(False, 0, N_BITS, 1.0, None)
+        return Detection(False, 0, N_BITS, 1.0, None, f"picture smaller than {MIN_SIDE}x{MIN_SIDE}")
+    if image.width * image.height > MAX_PIXELS:
+        return Detection(False, 0, N_BITS, 1.0, None, f"picture over {MAX_PIXELS // 1_000_000} megapixels")
     best = None
     for size in candidate_sizes(image.size):
         picture = image if size == image.size else image.convert("RGB").resize(size, Image.Resampling.BICUBIC)

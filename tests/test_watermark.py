@@ -102,13 +102,15 @@ def test_unmarked_pictures_are_not_flagged(tmp_path, package):
     assert "not found" in wm.detect(package).describe()
 
 
-def test_small_pictures_are_not_marked_or_checked():
+def test_small_pictures_are_not_marked_or_checked_nor_huge_ones_read():
     small = Image.new("RGB", (200, 300), (120, 130, 140))
     with pytest.raises(ValueError, match="at least 256x256"):
         wm.embed(small)
     result = wm.detect(small)
     assert not result.found and result.size is None
     assert result.describe() == "not checked (picture smaller than 256x256)"
+    huge = Image.new("RGB", (4100, 4000))  # over 16 megapixels: bounded work for inspect
+    assert wm.detect(huge).describe() == "not checked (picture over 16 megapixels)"
 
 
 def test_alpha_is_kept_and_odd_sizes_work():

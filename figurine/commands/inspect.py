@@ -35,7 +35,8 @@ TEXT_LIMIT = 2000  # characters of the parameters text
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="show a picture's AI label, watermark, C2PA manifest and settings",
-                       description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+                       description="Show what a picture says about where it came from: its AI "
+                                   "label, the invisible watermark, its C2PA manifest and its settings.",
                        epilog="Exit codes: 0 reported; 2 FILE missing, unreadable or not PNG/JPEG/WebP.")
     p.add_argument("file", metavar="FILE", help="a PNG, JPEG or WebP picture")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -105,7 +106,10 @@ def inspect_file(path) -> dict:
     report["label"] = label if meta.xmp is not None else None
 
     # 2. The watermark in the pixels.
-    found = watermark.detect(meta.image)
+    if meta.image is not None:
+        found = watermark.detect(meta.image)
+    else:
+        found = watermark.Detection(False, 0, watermark.N_BITS, 1.0, None, "picture too large to decode")
     report["watermark"] = {"checked": found.size is not None, "found": found.found,
                            "matched_bits": found.matched, "bits": found.bits,
                            "p_chance": found.p_chance, "description": found.describe()}
