@@ -1,17 +1,20 @@
 """Write output files whole or not at all, and never over an existing file without --force.
 
-    from figurine.outputs import OutputBatch, atomic_write, save_png
+    from figurine.outputs import OutputSet, atomic_write, save_png
     save_png(image, "ada.png", force=False, text_chunks={"parameters": text}, xmp=packet)
     atomic_write("ada.pdf", lambda f: f.write(pdf_bytes))
 
-    with OutputBatch(force=args.force) as out:     # several files from one run
-        out.save_png(card, "ada.png", text_chunks=chunks, xmp=packet)
-        out.write("ada.pdf", lambda f: f.write(pdf_bytes))
-    # an exception or Ctrl-C inside the block removes every file the batch had finished
+    with OutputSet(force=args.force) as out:        # every file of one run, as one unit
+        out.check("ada.png", "ada.json", "ada.pdf")   # before any slow work
+        out.add("ada.png", lambda f: f.write(png_bytes))
+        out.add("ada.pdf", lambda f: f.write(pdf_bytes))
+        out.commit()                                  # all move into place, or none
 
 How a file is written (atomic_write):
 1. Refuse an existing target unless force: OutputExistsError "ada.png exists; use --force to
-   overwrite" (exit 2). A missing folder is an InputError.
+   overwrite" (exit 2). Refuse, even with force, anything that is not a regular file: a
+   symlink (its target would be overwritten), a folder, a FIFO, a device (`-o /dev/null`). A
+   missing folder is an InputError.
 2. Write into a hidden temp file in the same folder (".ada.png.<random>.part"), flush, fsync.
 3. Move it into place in one step: without force by os.link (fails if the target appeared
    meanwhile, so a file made by someone else is never replaced), with force by os.replace.
@@ -19,16 +22,23 @@ How a file is written (atomic_write):
 4. On any exception, KeyboardInterrupt included, the temp file is removed and the target is
    untouched. Readers therefore see the old file or the complete new one, never a part.
 
+A run's set of files (OutputSet): each file is first written whole to its temp file beside its
+target; only when every one is written are they moved into place, an existing target (with
+force) first set aside as ".NAME.<random>.old" and restored if a later move fails. After an
+error, Ctrl-C or SIGTERM there is the complete new set or nothing new.
+
 Ctrl-C: Python raises KeyboardInterrupt in the main thread, step 4 cleans up, and the CLI exits
-130. SIGTERM would normally kill Python without running cleanup, so OutputBatch (in the main
+130. SIGTERM would normally kill Python without running cleanup, so OutputSet (in the main
 thread) turns SIGTERM into KeyboardInterrupt while it is open. Only SIGKILL or a power cut can
-leave a ".*.part" file behind; stale_temp_files() finds those for `figurine doctor`.
+leave a ".*.part" file behind (or, between two moves of a set, part of a set);
+stale_temp_files() finds the temp files for `figurine doctor`.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -40,14 +50,37 @@ TEMP_SUFFIX = ".part"
 
 
 def check_target(path: Path, force: bool) -> None:
-    """Refuse an output before any slow work: missing folder, a folder as name, or (without
-    force) an existing file."""
+    """Refuse an output before any slow work: missing folder, anything but a regular file or a
+    new name (folder, symlink, FIFO, device: even with force), or an existing file without force."""
+    path = Path(path)
     if not path.parent.is_dir():
         raise InputError(f"{path.parent}: output folder does not exist")
-    if path.is_dir():
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise InputError(f"{path}: cannot be checked ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise InputError(f"{path}: is a folder, not a file name")
-    if path.exists() and not force:
+    if stat.S_ISLNK(st.st_mode):
+        raise InputError(f"{path}: is a symbolic link; figurine writes only regular files (remove the link)")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path}: is not a regular file (a device, FIFO or socket); figurine will not replace it")
+    if not force:
         raise OutputExistsError(f"{path} exists; use --force to overwrite")
+
+
+def check_distinct(paths) -> None:
+    """Two outputs of one run may not be the same file."""
+    seen: dict[str, Path] = {}
+    for p in paths:
+        if p is None:
+            continue
+        key = os.path.normcase(os.path.abspath(p))
+        if key in seen:
+            raise InputError(f"{p}: two outputs of this run would be the same file ({seen[key]} and {p})")
+        seen[key] = Path(p)
 
 
 def _umask_mode() -> int:
@@ -134,39 +167,91 @@ def save_png(image, path: str | os.PathLike, force: bool = False,
     return atomic_write(path, write, force=force)
 
 
-class OutputBatch:
-    """All files of one run: on failure or Ctrl-C, the ones already finished are removed too.
+class OutputSet:
+    """Every output file of one run, written as one unit (see the module docstring).
 
-    Only files this batch created are removed; a file it replaced under --force is not
-    restored (the replaced content is gone, the new file is complete).
+    check() refuses bad or colliding targets before slow work; add() writes a file whole to
+    its temp file; commit() moves them all into place. Leaving the block without commit(), or
+    with an exception, removes the temp files; a failed commit() undoes the moves it made.
+    `replaceable`: sha256 digests of files this run wrote before (a re-run's own outputs);
+    a target with one of those contents is replaced without force.
     """
 
-    def __init__(self, force: bool = False):
+    def __init__(self, force: bool = False, replaceable: set[str] | None = None):
         self.force = force
-        self.created: list[Path] = []
-        self.replaced: list[Path] = []
+        self.replaceable = set(replaceable or ())
+        self.pending: list[tuple[Path, Path]] = []  # (temp file, target)
+        self.written: dict[Path, str] = {}  # target -> sha256 of what commit() put there
         self._old_sigterm = None
 
-    def write(self, path, writer: Callable[[BinaryIO], object]) -> Path:
-        path = Path(path)
-        existed = path.exists()
-        atomic_write(path, writer, force=self.force)
-        (self.replaced if existed else self.created).append(path)
-        return path
-
-    def save_png(self, image, path, **kwargs) -> Path:
-        path = Path(path)
-        existed = path.exists()
-        save_png(image, path, force=self.force, **kwargs)
-        (self.replaced if existed else self.created).append(path)
-        return path
+    def _may_replace(self, path: Path) -> bool:
+        if self.force or not self.replaceable:
+            return self.force
+        try:
+            return stat.S_ISREG(os.lstat(path).st_mode) and _sha256(path) in self.replaceable
+        except OSError:
+            return False
 
     def check(self, *paths) -> None:
-        """Refuse existing targets up front, before any slow work starts."""
+        paths = [Path(p) for p in paths if p is not None]
+        check_distinct(paths)
         for p in paths:
-            check_target(Path(p), self.force)
+            check_target(p, self._may_replace(p))
 
-    def __enter__(self) -> OutputBatch:
+    def add(self, path, writer: Callable[[BinaryIO], object]) -> Path:
+        import hashlib
+
+        path = Path(path)
+        check_target(path, self._may_replace(path))
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                writer(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, _umask_mode())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.pending.append((tmp, path))
+        self.written[path] = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        return path
+
+    def commit(self) -> None:
+        moved: list[tuple[Path, Path | None]] = []  # (target, its set-aside old file)
+        try:
+            for tmp, target in self.pending:
+                check_target(target, self._may_replace(target))
+                old = None
+                if os.path.lexists(target):
+                    old = target.with_name(f".{target.name}.{os.urandom(4).hex()}.old")
+                    os.replace(target, old)
+                try:
+                    os.link(tmp, target)  # fails if someone made the file meanwhile
+                except FileExistsError:
+                    raise OutputExistsError(f"{target} appeared while figurine was writing; nothing was replaced") from None
+                except OSError:
+                    os.replace(tmp, target)  # filesystems without hard links
+                moved.append((target, old))
+                _fsync_folder(target.parent)
+        except BaseException:
+            for target, old in reversed(moved):
+                target.unlink(missing_ok=True)
+                if old is not None:
+                    os.replace(old, target)
+            raise
+        for target, old in moved:
+            if old is not None:
+                old.unlink(missing_ok=True)
+        self._drop_temps()
+        self.pending.clear()
+
+    def _drop_temps(self) -> None:
+        for tmp, _ in self.pending:
+            tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> OutputSet:
         if threading.current_thread() is threading.main_thread():
             self._old_sigterm = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
         return self
@@ -175,10 +260,18 @@ class OutputBatch:
         if self._old_sigterm is not None:
             signal.signal(signal.SIGTERM, self._old_sigterm)
             self._old_sigterm = None
-        if exc_type is not None:
-            for p in self.created:
-                p.unlink(missing_ok=True)
-            self.created.clear()
+        self._drop_temps()
+        self.pending.clear()
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _sigterm_as_interrupt(signum, frame):

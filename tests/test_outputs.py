@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from figurine.errors import InputError, OutputExistsError
-from figurine.outputs import OutputBatch, atomic_write, save_png, stale_temp_files
+from figurine.outputs import OutputSet, atomic_write, check_target, save_png, stale_temp_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,38 +78,96 @@ def test_save_png_writes_a_png_that_decodes(tmp_path):
         save_png(img, path)
 
 
-def test_batch_removes_its_finished_files_when_the_run_fails(tmp_path):
+def test_set_leaves_nothing_new_when_the_run_fails_before_commit(tmp_path):
     keep = tmp_path / "old.pdf"
     keep.write_bytes(b"from yesterday")
     with pytest.raises(RuntimeError):
-        with OutputBatch(force=True) as out:
-            out.write(tmp_path / "ada.png", lambda f: f.write(b"png"))
-            out.write(keep, lambda f: f.write(b"today"))
+        with OutputSet(force=True) as out:
+            out.add(tmp_path / "ada.png", lambda f: f.write(b"png"))
+            out.add(keep, lambda f: f.write(b"today"))
             raise RuntimeError("packaging failed")
-    # the new file is gone; the replaced one is complete (new content), never half-written
     assert names(tmp_path) == ["old.pdf"]
-    assert keep.read_bytes() == b"today"
+    assert keep.read_bytes() == b"from yesterday"  # not replaced: the set never committed
 
 
-def test_batch_check_refuses_existing_targets_up_front(tmp_path):
+def test_set_commit_moves_all_or_restores_what_it_replaced(tmp_path):
+    keep = tmp_path / "ada.pdf"
+    keep.write_bytes(b"from yesterday")
+    with OutputSet(force=True) as out:
+        out.add(tmp_path / "ada.png", lambda f: f.write(b"png"))
+        out.add(keep, lambda f: f.write(b"today"))
+        (tmp_path / "ada.png").write_bytes(b"someone else")  # appears between write and commit
+        out.force = False
+        with pytest.raises(OutputExistsError):
+            out.commit()
+    assert keep.read_bytes() == b"from yesterday" and (tmp_path / "ada.png").read_bytes() == b"someone else"
+    assert sorted(names(tmp_path)) == ["ada.pdf", "ada.png"]
+    with OutputSet(force=True) as out:
+        out.add(tmp_path / "ada.png", lambda f: f.write(b"png"))
+        out.add(keep, lambda f: f.write(b"today"))
+        out.commit()
+    assert (tmp_path / "ada.png").read_bytes() == b"png" and keep.read_bytes() == b"today"
+    assert sorted(names(tmp_path)) == ["ada.pdf", "ada.png"]
+
+
+def test_set_check_refuses_existing_and_colliding_targets_up_front(tmp_path):
     (tmp_path / "ada.pdf").write_bytes(b"x")
-    with OutputBatch() as out:
+    with OutputSet() as out:
         with pytest.raises(OutputExistsError, match="ada.pdf exists; use --force"):
             out.check(tmp_path / "ada.png", tmp_path / "ada.pdf")
+        with pytest.raises(InputError, match="would be the same file"):
+            out.check(tmp_path / "ada.png", tmp_path / "." / "ada.png")
+
+
+def test_set_replaces_a_file_it_wrote_before_without_force(tmp_path):
+    import hashlib
+
+    mine = tmp_path / "ada.png"
+    mine.write_bytes(b"the last run's package")
+    theirs = tmp_path / "other.png"
+    theirs.write_bytes(b"not ours")
+    digest = hashlib.sha256(b"the last run's package").hexdigest()
+    with OutputSet(replaceable={digest}) as out:
+        out.check(mine)
+        with pytest.raises(OutputExistsError):
+            out.check(theirs)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "folder"])
+def test_targets_that_are_not_regular_files_are_refused_even_with_force(tmp_path, kind):
+    target = tmp_path / "out.pdf"
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    if kind == "symlink":
+        target.symlink_to(victim)
+    elif kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.mkdir()
+    with pytest.raises(InputError):
+        atomic_write(target, lambda f: f.write(b"x"), force=True)
+    assert victim.read_bytes() == b"precious"
+
+
+def test_a_device_is_never_replaced(tmp_path):
+    with pytest.raises(InputError, match="not a regular file"):
+        check_target(Path("/dev/null"), force=True)
+    assert Path("/dev/null").is_char_device()
 
 
 SLOW_WRITER = """
 import sys, time
-from figurine.outputs import OutputBatch
+from figurine.outputs import OutputSet
 folder = sys.argv[1]
-with OutputBatch() as out:
-    out.write(folder + "/first.png", lambda f: f.write(b"done"))
+with OutputSet() as out:
+    out.add(folder + "/first.png", lambda f: f.write(b"done"))
     def slow(f):
         f.write(b"partial" * 1000)
         f.flush()
         open(folder + "/../started", "w").close()
         time.sleep(30)
-    out.write(folder + "/second.pdf", slow)
+    out.add(folder + "/second.pdf", slow)
+    out.commit()
 """
 
 
