@@ -133,10 +133,22 @@ def print_picture(picture, name: str, options: PrintOptions, cfg=None,
     return build_print(from_picture(picture, name), options, cfg, progress)
 
 
+def require_libraries() -> None:
+    """The `print3d` extra's libraries, or one ConfigError line saying how to install them."""
+    import importlib.util
+
+    from figurine.errors import ConfigError
+
+    missing = [m for m in ("trimesh", "manifold3d", "lib3mf", "scipy", "skimage") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"figurine print3d needs {', '.join(missing)}", hint="pip install -e '.[print3d]'")
+
+
 def check_options(o: PrintOptions) -> None:
     """Step 1: values and output paths, one InputError line each."""
     from figurine.outputs import check_target
 
+    require_libraries()
     lo, hi = HEIGHT_RANGE_MM
     if not isinstance(o.height_mm, (int, float)) or not lo <= o.height_mm <= hi:
         raise InputError(f"--height-mm must be between {lo:.0f} and {hi:.0f} mm, got {o.height_mm}")

@@ -14,6 +14,7 @@ row 0 at the top of the figure, so morphology happens at print scale:
    the base and are dropped (and counted). Cropped to the figure and resampled to the grid.
 2. Feet: every column that has figure in the bottom 4 % of the height is filled down to the bottom
    row, so the figure meets the base plate along a flat footprint, not on a few pixel tips.
+   A limb narrower than a grid cell is kept by drawing the picture's medial axis (skeleton) in.
 3. Thin parts: a part is thinner than the minimum wall where a disc of that diameter does not fit
    (morphological opening). Along the medial axis (skeleton) of those parts a disc of the minimum
    diameter is drawn (dilation), so every limb becomes at least that wide. Each widened part is
@@ -100,8 +101,15 @@ def outline_at_scale(rgba, figure_height_mm: float, min_wall_mm: float) -> Outli
     rows = max(8, int(round(figure_height_mm / step)))
     step = figure_height_mm / rows  # exact height
     cols = max(1, int(round(crop.shape[1] * rows / crop.shape[0])))
-    interp = cv2.INTER_AREA if rows < crop.shape[0] else cv2.INTER_LINEAR
-    grid = cv2.resize(crop, (cols, rows), interpolation=interp) >= 0.5
+    if rows < crop.shape[0]:
+        from skimage.morphology import skeletonize
+
+        grid = cv2.resize(crop, (cols, rows), interpolation=cv2.INTER_AREA) >= 0.5
+        # A limb narrower than a grid cell would vanish in the averaging; its medial axis keeps it.
+        axis = skeletonize(crop > 0.5).astype(np.float32)
+        grid |= cv2.resize(axis, (cols, rows), interpolation=cv2.INTER_AREA) > 0
+    else:
+        grid = cv2.resize(crop, (cols, rows), interpolation=cv2.INTER_LINEAR) >= 0.5
     # Margin for the dilation below; trimmed again at the end (never above the top or below the feet).
     pad = int(np.ceil(min_wall_mm / step)) + 2
     grid = np.pad(grid, ((0, 0), (pad, pad)))
@@ -119,7 +127,7 @@ def outline_at_scale(rgba, figure_height_mm: float, min_wall_mm: float) -> Outli
     thick = thick[:, keep_cols.min():keep_cols.max() + 1]
     centre = thick.shape[1] * step / 2
     for part in thickened:  # x: mm right of the figure's centre line, as seen from the front
-        part["x_mm"] = round(part["x_mm"] - keep_cols.min() * step - centre, 1)
+        part["x_mm"] = round(float(part["x_mm"] - keep_cols.min() * step - centre), 1)
     return Outline(thick, step, (x0, y0, x1, y1), (pad - int(keep_cols.min()), cols), thickened, dropped, filled)
 
 
@@ -139,20 +147,22 @@ def widen_thin_parts(mask: np.ndarray, step: float, min_wall_mm: float) -> tuple
     wide = mask | cv2.dilate(seeds, disc).astype(bool)
     added = wide & ~mask
 
-    # Which parts changed, for the report: pieces of added area of at least one wall's length.
+    # Which parts changed, for the report: each widened limb (its old pixels and the added ones)
+    # at least one wall long; smaller pieces are rounded corners.
     dist = ndimage.distance_transform_edt(mask) * step
-    count, labels, stats, centroids = cv2.connectedComponentsWithStats(added.astype(np.uint8), connectivity=8)
+    region = (added | thin).astype(np.uint8)
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(region, connectivity=8)
     parts = []
-    min_area = (min_wall_mm / step) ** 2 / 2
     for i in range(1, count):
-        if stats[i, cv2.CC_STAT_AREA] < min_area:
-            continue  # a rounded corner, not a limb
-        near = cv2.dilate((labels == i).astype(np.uint8), disc).astype(bool) & seeds.astype(bool)
-        was = 2 * float(dist[near].max()) if near.any() else 0.0
         length = max(stats[i, cv2.CC_STAT_WIDTH], stats[i, cv2.CC_STAT_HEIGHT]) * step
+        axis = (labels == i) & seeds.astype(bool)
+        if length < 2 * min_wall_mm or not axis.any() or not (added & (labels == i)).any():
+            continue
         cx, cy = centroids[i]
-        parts.append({"x_mm": float(cx * step), "z_mm": round((mask.shape[0] - cy) * step, 1),
-                      "was_mm": round(min(was, min_wall_mm), 2), "length_mm": round(length, 1)})
+        parts.append({"x_mm": float(cx * step), "z_mm": round(float((mask.shape[0] - cy) * step), 1),
+                      # The distance to the nearest outside cell overshoots a width by one cell.
+                      "was_mm": round(max(2 * float(np.median(dist[axis])) - step, step), 2),
+                      "length_mm": round(float(length), 1)})
     return wide, parts
 
 
