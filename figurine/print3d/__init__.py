@@ -270,6 +270,10 @@ def build_print(source, o: PrintOptions, cfg=None, progress: ProgressFn | None =
         try:
             sliced = slicer.slice_model(o.output, gcode=o.gcode)
             slicer_record = sliced.to_dict()
+            tallest = float(sliced.settings.get("max_print_height") or 0)
+            if tallest and o.height_mm > tallest:
+                notes.append(f"the model is taller than the slicing profile's build height ({tallest:g} mm): "
+                             "check that it fits your printer")
         except slicer.SlicerError as e:
             slicer_record = {"skipped": str(e)}
             log.warning("%s", e)

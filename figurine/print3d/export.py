@@ -1,7 +1,7 @@
 """Export: the model as a coloured 3MF (lib3mf, the 3MF Consortium's library) and a plain STL.
 
     from figurine.print3d.export import read_3mf, write_3mf, write_stl
-    write_3mf(model, "ada.3mf", title="Ada", description="relief: outline")
+    write_3mf(model, "ada.3mf", title="Ada", description="relief: outline")   # model: mesh.Model
     write_stl(model, "ada.stl")
     back = read_3mf("ada.3mf")           # vertices, faces, colour per triangle, metadata
     print(back.colours[:3], back.metadata["Title"])

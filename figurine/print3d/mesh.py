@@ -1,6 +1,8 @@
 """Mesh: the relief as one closed solid, fused to a base plate with the name engraved, painted.
 
+    from PIL import Image
     from figurine.print3d import mesh, relief
+    rgba = Image.open("ada.run/figure-0-matte.png").convert("RGBA")
     lay = mesh.layout(100.0)                                   # base and figure heights for 100 mm
     shape = relief.outline_at_scale(rgba, lay.figure_mm, min_wall_mm=1.6)
     front, back = relief.thickness(shape, None, 1.6)

@@ -1,7 +1,7 @@
 """Preview: a lit three-quarter view of the model as a PNG picture, drawn on the CPU.
 
     from figurine.print3d.preview import render
-    image = render(model, size=800)            # PIL RGB image
+    image = render(model, size=800)            # model: a mesh.Model (see mesh.py); PIL RGB image
     image.save("ada-preview.png")
 
 No GPU, no display and no OpenGL: the triangles are drawn with OpenCV, farthest first
