@@ -252,6 +252,31 @@ def test_new_height_and_text_remesh_without_rerunning_depth(depth_runs, depth_we
     assert "sliced with PrusaSlicer" in proc.stdout
 
 
+def test_same_options_reuse_the_mesh_and_a_damaged_cache_is_rebuilt(make_run, tmp_path, no_weights):
+    from figurine.config import load_config
+    from figurine.print3d import PrintOptions, make_print
+
+    run = copy_run(make_run, tmp_path / "ada.run")
+    cfg = load_config(weights=no_weights)
+
+    def again(name: str):
+        out = tmp_path / name
+        return make_print(run, PrintOptions(output=out, gcode=out.with_suffix(".gcode"), height_mm=30.0), cfg), out
+
+    first, out = again("a.3mf")
+    assert_sliced(out.with_suffix(".gcode"))
+    second, out = again("b.3mf")
+    assert first.reused == [] and second.reused == ["mesh"]
+    assert "reused: mesh (its inputs did not change)" in second.lines()
+    assert_printable(out, 30.0)
+    assert_sliced(out.with_suffix(".gcode"))
+    (run / "print3d" / "mesh.npz").write_bytes(b"not a mesh")
+    third, out = again("c.3mf")
+    assert third.reused == []
+    assert_printable(out, 30.0)
+    assert_sliced(out.with_suffix(".gcode"))
+
+
 # ------------------------------------------------------------------------------ thin limbs
 
 def stick_figure(path: Path) -> Path:

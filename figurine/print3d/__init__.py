@@ -222,9 +222,14 @@ def build_print(source, o: PrintOptions, cfg=None, progress: ProgressFn | None =
     cached = cache.get("mesh", key)
     model = cache.load_model("mesh.npz", cached) if cached else None
     if model is not None:
-        reused.append("mesh")
-        outline_record, checks = cached["outline"], cached["checks"]
-    else:
+        try:  # a cached mesh is measured again; anything odd about it and it is rebuilt
+            outline_record = checked_outline(cached["outline"])
+            checks = mesh.check_printable(model, o.height_mm, o.min_wall_mm)
+            reused.append("mesh")
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            log.info("cached mesh not used (%s)", e.__class__.__name__)
+            model = None
+    if model is None:
         say("mesh", "started")
         t0 = time.perf_counter()
         lay = mesh.layout(o.height_mm)
@@ -296,6 +301,18 @@ def build_print(source, o: PrintOptions, cfg=None, progress: ProgressFn | None =
                        sliced, notes)
 
 
+def checked_outline(d) -> dict:
+    """A cached outline record with the types the summary lines need (it is read back from disk)."""
+    num = (int, float)
+    ok = (isinstance(d, dict) and isinstance(d.get("thickened"), list) and isinstance(d.get("grid_mm"), num)
+          and isinstance(d.get("loose_pieces_dropped"), int) and isinstance(d.get("holes_filled"), int)
+          and all(isinstance(p, dict) and all(isinstance(p.get(k), num) for k in ("x_mm", "z_mm", "was_mm", "length_mm"))
+                  for p in d["thickened"]))
+    if not ok:
+        raise ValueError("outline record")
+    return d
+
+
 def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -358,7 +375,7 @@ class StageCache:
             if path.is_symlink() or not path.is_file():
                 return None
             array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
+        except Exception:  # a damaged or foreign file: the stage is simply computed again
             return None
         if array.shape != shape or array.dtype != np.float32 or not np.isfinite(array).all():
             return None
@@ -378,30 +395,39 @@ class StageCache:
             palette = [tuple(int(x) for x in p) for p in entry["palette"]]
             names = [str(n) for n in entry["names"]]
             info = dict(entry["info"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except Exception:  # a damaged or foreign file: the stage is simply computed again
             return None
+        num = (int, float)
+        base = info.get("base", {})
         ok = (v.ndim == 2 and v.shape[1] == 3 and f.ndim == 2 and f.shape[1] == 3 and c.shape == (len(f),)
               and len(f) and f.min() >= 0 and f.max() < len(v) and len(palette) == len(names)
-              and int(c.max()) < len(palette) and all(len(p) == 3 for p in palette))
+              and int(c.max()) < len(palette) and all(len(p) == 3 and all(0 <= x < 256 for x in p) for p in palette)
+              and np.isfinite(v).all() and isinstance(info.get("triangles"), int)
+              and isinstance(info.get("volume_cm3"), num) and isinstance(info.get("size_mm"), list)
+              and len(info["size_mm"]) == 3 and all(isinstance(x, num) for x in info["size_mm"])
+              and isinstance(base, dict) and isinstance(base.get("corner_mm"), num)
+              and isinstance(base.get("footprint"), list) and len(base["footprint"]) == 4
+              and all(isinstance(x, num) for x in base["footprint"]))
         return Model(v.astype(np.float64), f.astype(np.int64), c.astype(np.uint8), palette, names, info) if ok else None
 
     def put(self, stage: str, entry: dict, files: dict[str, bytes]) -> None:
-        if self.folder is None:
-            return
-        from figurine.outputs import atomic_write
-
-        self.folder.mkdir(exist_ok=True)
-        for name, data in files.items():
-            atomic_write(self.folder / name, lambda f, d=data: f.write(d), force=True)
         self.stages[stage] = entry
-        body = json.dumps(self.stages, indent=2, sort_keys=True).encode()
-        atomic_write(self.folder / "stages.json", lambda f: f.write(body), force=True)
+        files = {**files, "stages.json": json.dumps(self.stages, indent=2, sort_keys=True).encode()}
+        self._write(files)
 
     def record(self, record: dict) -> None:
+        self._write({"record.json": json.dumps(record, indent=2, sort_keys=True).encode()})
+
+    def _write(self, files: dict[str, bytes]) -> None:
+        """Each file atomically; a run folder that cannot be written only loses the cache."""
         if self.folder is None:
             return
         from figurine.outputs import atomic_write
 
-        self.folder.mkdir(exist_ok=True)
-        body = json.dumps(record, indent=2, sort_keys=True).encode()
-        atomic_write(self.folder / "record.json", lambda f: f.write(body), force=True)
+        try:
+            self.folder.mkdir(exist_ok=True)
+            for name, data in files.items():
+                atomic_write(self.folder / name, lambda f, d=data: f.write(d), force=True)
+        except OSError as e:
+            log.warning("cannot keep the print cache in %s (%s); the next run starts afresh", self.folder, e.strerror or e)
+            self.folder = None
