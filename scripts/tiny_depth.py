@@ -6,7 +6,7 @@
 Writes what depth-anything/Depth-Anything-V2-Small-hf holds: config.json
 (DepthAnythingForDepthEstimation over a DINOv2 backbone), model.safetensors and
 preprocessor_config.json (DPTImageProcessor: 518 px, aspect kept, multiple of 14, ImageNet
-mean/std). figurine loads it with transformers' own classes exactly as the real one; only the
+mean/std; the very file the real repo publishes). figurine loads it with transformers' own classes exactly as the real one; only the
 sizes are tiny (hidden 32 instead of 384, 4 layers instead of 12: about 0.1 MB) and the weights
 random, so the depth it predicts is noise (but noise that varies, so the relief code uses it).
 """
@@ -17,8 +17,13 @@ import argparse
 import json
 from pathlib import Path
 
-# The real checkpoint's image processor settings (preprocessor_config.json at the pinned revision).
+# The real checkpoint's preprocessor_config.json at the pinned revision, key for key: written with
+# json.dumps(indent=2, sort_keys=True) plus a newline it is byte-identical to the published file
+# (its sha256 is the one pinned in configs/weights.toml), so the loader reads exactly that file.
 PROCESSOR = {
+    "_valid_processor_keys": ["images", "do_resize", "size", "keep_aspect_ratio", "ensure_multiple_of", "resample",
+                              "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std", "do_pad",
+                              "size_divisor", "return_tensors", "data_format", "input_data_format"],
     "do_normalize": True, "do_pad": False, "do_rescale": True, "do_resize": True,
     "ensure_multiple_of": 14, "image_mean": [0.485, 0.456, 0.406],
     "image_processor_type": "DPTImageProcessor", "image_std": [0.229, 0.224, 0.225],

@@ -150,6 +150,21 @@ def depth_runs(make_run, tmp_path_factory, depth_weights):
     return get
 
 
+def test_tiny_depth_model_has_the_real_layout_and_processor_file(depth_weights):
+    """The tiny model's files are the pinned ones by name, and its processor file is the
+    published one byte for byte (the sha256 in configs/weights.toml)."""
+    import hashlib
+
+    from figurine import weights
+
+    pinned = {e.path: e for e in weights.load_manifest() if e.group == "depth-anything-v2-small"}
+    assert sorted(pinned) == sorted(str(p.relative_to(depth_weights)) for p in depth_weights.rglob("*") if p.is_file())
+    processor = depth_weights / "depth-anything-v2-small" / "preprocessor_config.json"
+    assert hashlib.sha256(processor.read_bytes()).hexdigest() == pinned[
+        "depth-anything-v2-small/preprocessor_config.json"].sha256
+    assert all(e.optional and e.licence == "Apache-2.0" and e.revision for e in pinned.values())
+
+
 # ------------------------------------------------------------------------------ the example figure
 
 def test_example_figure_is_one_closed_body_at_the_requested_height(example):
