@@ -32,7 +32,6 @@ class ModelConfig:
     vae: str = "sdxl-vae-fp16-fix"  # "" = the base checkpoint's own VAE
     controlnet: str = "controlnet-openpose-sdxl"
     ip_adapter: str = "ip-adapter-faceid/ip-adapter-faceid_sdxl.safetensors"
-    ip_adapter_lora: str = ""  # "" = no FaceID LoRA
     loras: list[str] = field(default_factory=list)  # extra style LoRAs, loaded after FaceID
     insightface: str = "insightface/buffalo_l"
     annotators: str = "annotators"
@@ -40,7 +39,7 @@ class ModelConfig:
 
 @dataclass
 class GenerationConfig:
-    scheduler: str = "dpmpp_2m_karras"
+    scheduler: str = "ddim"
     steps: int = 30
     guidance: float = 5.0
     width: int = 1024
@@ -60,6 +59,7 @@ class RuntimeConfig:
     channels_last: bool = True
     fuse_qkv: bool = True
     compile: bool = False
+    compile_backend: str = "inductor"  # torch.compile backend; eager / aot_eager isolate compiler bugs
     vae_fp32: bool = False  # keep the VAE in fp32 (needed when the VAE is not the fp16-fix one)
 
 
@@ -91,8 +91,8 @@ class PromptConfig:
 @dataclass
 class AccessoryConfig:
     max: int = 4
-    width: int = 512
-    height: int = 512
+    width: int = 1024
+    height: int = 1024
     steps: int = 20
     guidance: float = 5.0
     batch: int = 2  # how many accessories one pipeline call generates
@@ -233,7 +233,8 @@ CHOICES = {
     "runtime.device": ("auto", "cuda", "cpu"),
     "runtime.dtype": ("auto", "float16", "bfloat16", "float32"),
     "runtime.memory": ("auto", "none", "model-offload", "sequential-offload"),
-    "generation.scheduler": ("dpmpp_2m_karras", "dpmpp_2m", "euler", "euler_a", "ddim", "unipc", "lcm"),
+    "runtime.compile_backend": ("inductor", "eager", "aot_eager", "cudagraphs"),
+    "generation.scheduler": ("ddim", "euler", "euler_a", "dpmpp_2m_karras", "dpmpp_2m", "unipc", "lcm"),
     "packaging.size": ("social", "story"),
 }
 
@@ -254,3 +255,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"config key 'generation.candidates' must be at least 1, got {g.candidates}")
     if cfg.accessories.max < 0:
         raise ConfigError("config key 'accessories.max' must be 0 or more")
+    for lora in cfg.model.loras:
+        name = Path(lora).name.lower()
+        if name.startswith("ip-adapter-faceid") and "lora" in name:
+            raise ConfigError(
+                f"model.loras: {Path(lora).name} is the FaceID adapter's own LoRA, which the adapter file "
+                "already carries and figurine always applies (strength: generation.lora_scale); remove it "
+                "from model.loras, or it would apply twice")

@@ -46,6 +46,12 @@ class GenerationError(FigurineError):
     exit_code = 4
 
 
+class StageError(FigurineError):
+    """A stage that runs no model failed unexpectedly (a bug): one line, traceback in the run's error.log. Exit 1."""
+
+    exit_code = 1
+
+
 class NetworkBlockedError(FigurineError):
     """Something tried to open a network connection while figurine runs offline. Exit 5."""
 

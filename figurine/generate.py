@@ -60,8 +60,6 @@ def choose_runtime(cfg: Config) -> Runtime:
         dtype = torch.float16 if device == "cuda" else torch.float32
     else:
         dtype = getattr(torch, r.dtype)
-    if device == "cpu" and dtype == torch.float16:
-        notes.append("float16 on the CPU is slow and may fail; float32 is the CPU default")
     memory = r.memory
     if memory == "auto":
         memory = "none"
@@ -87,7 +85,9 @@ def make_scheduler(name: str, base_config):
         "dpmpp_2m": ("DPMSolverMultistepScheduler", dict(algorithm_type="dpmsolver++")),
         "euler": ("EulerDiscreteScheduler", {}),
         "euler_a": ("EulerAncestralDiscreteScheduler", {}),
-        "ddim": ("DDIMScheduler", {}),
+        # h94's FaceID SDXL model card: DDIM with clip_sample and set_alpha_to_one off (as SDXL
+        # base's own scheduler config has them; stated here so any base config gets the card's).
+        "ddim": ("DDIMScheduler", dict(clip_sample=False, set_alpha_to_one=False)),
         "unipc": ("UniPCMultistepScheduler", {}),
         "lcm": ("LCMScheduler", {}),
     }
@@ -198,7 +198,7 @@ class Generator:
                 raise
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise WeightsError(f"could not load the models: {first}", hint="check `figurine weights verify`") from e
-        self.pipe = pipe
+        self.pipe, self._text_pipe = pipe, None
         self.adapter_names, self.adapter_scales = names, scales
         # 5. Speed settings that do not change the output, then placement.
         self._optimise()
@@ -224,7 +224,8 @@ class Generator:
         names, scales = (["faceid_0"], [cfg.generation.lora_scale]) if self.faceid_lora else ([], [])
         if names:
             pipe.set_adapters(names, adapter_weights=scales)
-        self.pipe, self.adapter_names, self.adapter_scales = pipe, names, scales
+        self.pipe, self._text_pipe = pipe, None
+        self.adapter_names, self.adapter_scales = names, scales
         self._optimise()
         self.apply_memory_policy(self.runtime.memory)
         pipe.set_progress_bar_config(disable=None, leave=False)  # tqdm: on in a terminal, off in logs
@@ -246,8 +247,10 @@ class Generator:
             t0 = time.perf_counter()
             # Module.compile keeps the modules themselves in the pipeline: a torch.compile wrapper
             # in their place hides the UNet's PEFT adapters from set_adapters (FaceID LoRA).
-            pipe.unet.compile(mode="max-autotune-no-cudagraphs")
-            pipe.controlnet.compile(mode="max-autotune-no-cudagraphs")
+            backend = rt.compile_backend
+            options = {"mode": "max-autotune-no-cudagraphs"} if backend == "inductor" else {}
+            pipe.unet.compile(backend=backend, **options)
+            pipe.controlnet.compile(backend=backend, **options)
             self.compile_seconds = time.perf_counter() - t0  # the real cost comes on the first call
 
     def apply_memory_policy(self, memory: str) -> None:
@@ -294,13 +297,30 @@ class Generator:
         ))
         return out.images
 
+    def text_pipeline(self):
+        """The text-only SDXL pipeline for accessories, built once from the loaded components.
+
+        It shares every module with the figure pipeline (no copy, no cast, no move: diffusers'
+        `from_pipe` without a dtype would cast the shared UNet, VAE and text encoders to float32
+        in place). Only the scheduler is its own: schedulers keep state between steps.
+        """
+        if self._text_pipe is None:
+            import diffusers
+
+            p = self.pipe
+            self._text_pipe = diffusers.StableDiffusionXLPipeline(
+                vae=p.vae, text_encoder=p.text_encoder, text_encoder_2=p.text_encoder_2,
+                tokenizer=p.tokenizer, tokenizer_2=p.tokenizer_2, unet=p.unet,
+                scheduler=type(p.scheduler).from_config(p.scheduler.config),
+                force_zeros_for_empty_prompt=p.config.force_zeros_for_empty_prompt, add_watermarker=False,
+            )
+            self._text_pipe.set_progress_bar_config(disable=None, leave=False)
+        return self._text_pipe
+
     def accessories(self, jobs: list[tuple[str, str, int]], width: int, height: int, steps: int,
                     guidance: float) -> torch.Tensor:
         """Text-only generations (prompt, negative, seed) in one batch; returns latents."""
-        import diffusers
-
-        text_pipe = diffusers.StableDiffusionXLPipeline.from_pipe(self.pipe)
-        text_pipe.set_progress_bar_config(disable=None, leave=False)  # tqdm: on in a terminal, off in logs
+        text_pipe = self.text_pipeline()
         self._set_face(False)
         # Scale 0 makes the adapter's attention add nothing; the pipeline still wants embeddings.
         no_face = torch.zeros(len(jobs), 512)

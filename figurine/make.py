@@ -16,6 +16,7 @@ only with --store-embedding); run.json holds a salted hash of the photo, not the
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -27,11 +28,12 @@ from pathlib import Path
 from typing import Callable
 
 from figurine.config import Config
-from figurine.errors import InputError
+from figurine.errors import FigurineError, InputError
 
 log = logging.getLogger(__name__)
 
 RUN_JSON = "run.json"
+ERROR_LOG = "error.log"
 EMBEDDING_FILE = "face-embedding.npy"
 
 
@@ -107,6 +109,46 @@ def load_record(run_dir: Path) -> dict:
         raise InputError(f"{path}: not a readable figurine run ({e})") from None
 
 
+# What an unexpected error in a model call most likely comes from, by its message.
+_LIKELY_SETTING = [
+    (("must have the same dtype", "expected scalar type", "Half", "BFloat16", "dtype"),
+     "runtime.dtype (try --set runtime.dtype=float32)"),
+    (("out of memory", "CUDA error", "CUBLAS", "cuDNN"), "runtime.memory, or smaller generation.width/height"),
+    (("same device", "device-side", "meta tensor"), "runtime.device / runtime.memory"),
+    (("size mismatch", "shape", "mat1 and mat2", "must match the size", "incorrect config", "expects"),
+     "generation.width/height or a model file that does not fit (model.* paths; figurine weights verify)"),
+]
+
+
+def stage_failure(stage: str, exc: BaseException, run_dir: Path, cfg: Config) -> FigurineError:
+    """An unexpected error inside a stage -> one line naming the stage and the likely setting.
+
+    The full traceback goes to RUN_DIR/error.log, and to the terminal with -v.
+    """
+    import traceback
+
+    from figurine.errors import GenerationError, StageError
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    log_path = Path(run_dir) / ERROR_LOG
+    try:
+        log_path.write_text(f"figurine {__import__('figurine').__version__}, stage {stage}\n{text}")
+        where = f"full traceback in {log_path}"
+    except OSError:
+        where = "run with -v for the traceback"
+    log.info("traceback of the %s stage:\n%s", stage, text)
+    message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    likely = next((hint for keys, hint in _LIKELY_SETTING if any(k in str(exc) for k in keys)),
+                  f"runtime.dtype={cfg.runtime.dtype} or the model files (figurine weights verify)")
+    cls = GenerationError if stage in MODEL_STAGES else StageError
+    return cls(f"the {stage} stage failed: {type(exc).__name__}: {message}",
+               hint=f"likely setting: {likely}; {where}")
+
+
+# Stages that run a model: an unexpected error there is a GenerationError (exit 4).
+MODEL_STAGES = {"load", "identity", "pose", "generation", "vae_decode", "identity_score", "accessories"}
+
+
 class ModelCache:
     """Loaded models kept between make() calls in one process (the web UI): one of each kind,
     replaced when the settings they were loaded with change."""
@@ -168,10 +210,12 @@ class Stages:
                 self.w.__enter__()
                 return self
 
-            def __exit__(self, *exc):
-                self.w.__exit__(*exc)
+            def __exit__(self, exc_type, exc, tb):
+                self.w.__exit__(exc_type, exc, tb)
                 stages.timings[name] = round(time.perf_counter() - self.t0, 4)
-                stages.progress(name, "done")
+                stages.progress(name, "done" if exc is None else "failed")
+                if isinstance(exc, Exception) and not isinstance(exc, FigurineError):
+                    raise stage_failure(name, exc, stages.run_dir, stages.cfg) from exc
                 return False
 
         return _Window()
@@ -441,9 +485,7 @@ def write_outputs(record: dict, package, figure, accessories, text, req: Request
 
 def hmac_digest(salt: str, path: Path) -> str:
     """A salted hash of a file: tells whether the photo changed without identifying it elsewhere."""
-    h = hashlib.sha256(salt.encode())
-    h.update(Path(path).read_bytes())
-    return h.hexdigest()[:16]
+    return hmac.new(salt.encode(), Path(path).read_bytes(), hashlib.sha256).hexdigest()[:16]
 
 
 def cut(image, what: str):

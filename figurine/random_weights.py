@@ -20,7 +20,8 @@ Nothing is written to disk. The pictures are noise.
 time): that is how the CPU tests check the full-size shapes (UNet about 2.57 B parameters,
 ControlNet about 1.25 B) without running them.
 
-scripts/make_tiny_weights.py takes `faceid_state_dict` and the byte-level tokenizer from here.
+scripts/make_tiny_weights.py builds its tiny tree with the same `build_components`, from
+configs/arch-tiny/ (TINY_ARCH_DIR): one definition of the tiny model.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch
 from figurine.errors import ConfigError
 
 ARCH_DIR = Path(__file__).resolve().parent.parent / "configs" / "arch"
+TINY_ARCH_DIR = ARCH_DIR.parent / "arch-tiny"
 ARCH_FILES = ("unet", "controlnet", "vae", "text_encoder", "text_encoder_2", "faceid", "scheduler")
 
 # Published sizes, for the tests and for a sanity line in the bench report.
@@ -151,8 +153,14 @@ def faceid_shapes(unet, lora_rank: int, num_tokens: int = 4, id_dim: int = 512,
 
 def faceid_state_dict(unet, lora_rank: int = 4, num_tokens: int = 4, id_dim: int = 512,
                       hidden_dim: int = 1024, dtype: torch.dtype = torch.float16,
-                      device: str = "cpu", seed: int = 1) -> dict[str, torch.Tensor]:
-    """A random FaceID adapter with the shapes of `faceid_shapes`: N(0, 0.02), LayerNorm at 1/0."""
+                      device: str = "cpu", seed: int = 1, std: float = 0.02,
+                      lora_std: float = 0.02) -> dict[str, torch.Tensor]:
+    """A random FaceID adapter with the shapes of `faceid_shapes`: N(0, std), LayerNorm at 1/0.
+
+    `std` and `lora_std` (the LoRA's spread): the tiny tree uses larger ones so that the face and
+    the rank-4 LoRA move its 64 px pictures visibly (at 0.02 the LoRA's effect stays below one
+    8-bit level, and no test could see it).
+    """
     g = torch.Generator(device).manual_seed(seed)
     sd = {}
     for key, shape in faceid_shapes(unet, lora_rank, num_tokens, id_dim, hidden_dim).items():
@@ -161,7 +169,8 @@ def faceid_state_dict(unet, lora_rank: int = 4, num_tokens: int = 4, id_dim: int
         elif key == "image_proj.norm.bias":
             sd[key] = torch.zeros(shape, device=device)
         else:
-            sd[key] = torch.randn(shape, generator=g, device=device) * 0.02
+            spread = lora_std if "_lora." in key else std
+            sd[key] = torch.randn(shape, generator=g, device=device) * spread
     return {k: v.to(dtype).contiguous() for k, v in sd.items()}
 
 
@@ -200,12 +209,29 @@ def build_components(dtype: torch.dtype = torch.float16, device: str = "cpu",
     models = [unet, controlnet, vae, text_encoder, text_encoder_2]
     if not empty:
         for m in models:  # the text encoders may keep fp32 buffers from their own init
+            wake_zero_layers(m)
             m.to(device=device, dtype=dtype).eval().requires_grad_(False)
     tokenizer = byte_level_tokenizer()
     scheduler = diffusers.EulerDiscreteScheduler(**arch["scheduler"])
     return {"unet": unet, "controlnet": controlnet, "vae": vae, "text_encoder": text_encoder,
             "text_encoder_2": text_encoder_2, "tokenizer": tokenizer, "tokenizer_2": tokenizer,
             "scheduler": scheduler, "faceid": arch["faceid"]}
+
+
+def wake_zero_layers(model: torch.nn.Module) -> int:
+    """Give every zero-initialised Conv/Linear layer PyTorch's default random init instead.
+
+    diffusers starts a ControlNet's output convolutions (and its conditioning embedding's last
+    conv) at zero, so that training begins from the plain UNet. Random weights left that way
+    would make the ControlNet add exactly nothing: the pose would change no pixel, and no test
+    could see a pose bug. Returns how many layers were changed.
+    """
+    woken = 0
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)) and not bool(module.weight.any()):
+            module.reset_parameters()
+            woken += 1
+    return woken
 
 
 def parameter_counts(components: dict) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """What machine and software a figure was measured on, recorded beside every benchmark.
 
     from figurine import sysinfo
-    info = sysinfo.collect(device_index=0)
+    info = sysinfo.collect(device=meter.device)   # the GPU an EnergyMeter reads (or device_index=0)
     info["gpu_name"], info["power_limit_w"], info["versions"]["torch"]
     info["reasons"]            # {"gpu_name": "NVML init failed: ...", ...} for every gap
     print(sysinfo.format_lines(info))
@@ -10,7 +10,10 @@ Each field holds its value or None; for every None, `reasons[field]` says why it
 read (pynvml not installed, NVML init failed, not supported by this GPU, package not
 installed, ...). Nothing here imports torch or any other heavy package: versions come from
 importlib.metadata, and the CUDA version torch was built for from torch/version.py read as
-text. GPU facts come from NVML (pynvml, or a stand-in passed as `nvml`).
+text. GPU facts come from NVML (pynvml, or a stand-in passed as `nvml`), for the GPU found by
+the CUDA device's UUID or PCI bus id when `device` (an energy.DeviceIdentity) is given: NVML's
+index need not be CUDA's. The clocks are read when collect() runs, usually with the GPU idle:
+per-image clocks under load come from EnergyMeter.device_state() (docs/energy.md).
 """
 
 from __future__ import annotations
@@ -34,17 +37,22 @@ PACKAGES: dict[str, list[str]] = {
     "figurine": ["figurine"],
 }
 
-GPU_FIELDS = ("gpu_name", "driver_version", "cuda_driver_version", "power_limit_w",
+GPU_FIELDS = ("gpu_name", "gpu_pci_bus_id", "driver_version", "cuda_driver_version", "power_limit_w",
               "sm_clock_mhz", "mem_clock_mhz", "max_sm_clock_mhz", "max_mem_clock_mhz")
 NVML_CLOCK_SM, NVML_CLOCK_MEM = 1, 2  # pynvml.NVML_CLOCK_SM / NVML_CLOCK_MEM
 
 
-def collect(device_index: int = 0, nvml: Any = None) -> dict[str, Any]:
-    """Return GPU, driver, clock, version, OS and CPU facts; gaps are None with a reason."""
-    info: dict[str, Any] = {"gpu_index": device_index}
+def collect(device_index: int = 0, nvml: Any = None, device: Any = None) -> dict[str, Any]:
+    """Return GPU, driver, clock, version, OS and CPU facts; gaps are None with a reason.
+
+    device: an energy.DeviceIdentity (EnergyMeter.device): its GPU is found by UUID, then PCI bus
+    id; without it, NVML index `device_index`. gpu_index is NVML's index, gpu_cuda_index CUDA's.
+    """
+    info: dict[str, Any] = {"gpu_index": device_index,
+                            "gpu_cuda_index": getattr(device, "cuda_index", None), "gpu_matched_by": None}
     reasons: dict[str, str] = {}
     # 1. GPU through NVML.
-    info.update(_gpu(device_index, nvml, reasons))
+    info.update(_gpu(device_index, nvml, reasons, device, info))
     # 2. Software versions, without importing anything heavy.
     info["python"] = platform.python_version()
     info["versions"] = {}
@@ -76,7 +84,8 @@ def format_lines(info: dict[str, Any]) -> str:
             f"GPU {info['gpu_index']}: {show('gpu_name')}",
             f"  driver {show('driver_version')}, CUDA driver {show('cuda_driver_version')}, "
             f"power limit {show('power_limit_w', ' W')}",
-            f"  clocks now SM {show('sm_clock_mhz', ' MHz')}, memory {show('mem_clock_mhz', ' MHz')}",
+            f"  clocks when collected (usually idle) SM {show('sm_clock_mhz', ' MHz')}, "
+            f"memory {show('mem_clock_mhz', ' MHz')}",
         ]
     return "\n".join(gpu + [
         f"CPU: {show('cpu_model')}; OS: {info['os']}",
@@ -86,7 +95,10 @@ def format_lines(info: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------------------
 
-def _gpu(device_index: int, nvml: Any, reasons: dict[str, str]) -> dict[str, Any]:
+def _gpu(device_index: int, nvml: Any, reasons: dict[str, str], device: Any,
+         info: dict[str, Any]) -> dict[str, Any]:
+    from figurine.energy import find_device
+
     out: dict[str, Any] = {k: None for k in GPU_FIELDS}
 
     def all_missing(why: str) -> dict[str, Any]:
@@ -104,10 +116,15 @@ def _gpu(device_index: int, nvml: Any, reasons: dict[str, str]) -> dict[str, Any
     except Exception as exc:
         return all_missing(f"NVML init failed: {exc}")
     try:
-        try:
-            handle = nvml.nvmlDeviceGetHandleByIndex(device_index)
-        except Exception as exc:
-            return all_missing(f"GPU {device_index} not found by NVML: {exc}")
+        handle, ident, why = find_device(nvml, uuid=getattr(device, "uuid", None),
+                                         pci_bus_id=getattr(device, "pci_bus_id", None), index=device_index,
+                                         cuda_index=getattr(device, "cuda_index", None))
+        if why:
+            return all_missing(why)
+        info["gpu_index"], info["gpu_matched_by"] = ident.nvml_index, ident.matched_by
+        out["gpu_pci_bus_id"] = ident.pci_bus_id
+        if ident.pci_bus_id is None:
+            reasons["gpu_pci_bus_id"] = "NVML could not read it"
         clock_sm = getattr(nvml, "NVML_CLOCK_SM", NVML_CLOCK_SM)
         clock_mem = getattr(nvml, "NVML_CLOCK_MEM", NVML_CLOCK_MEM)
         reads = {

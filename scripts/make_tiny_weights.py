@@ -7,19 +7,27 @@ Every loader in figurine runs on this tree exactly as on the real weights (same 
 names, fp16 variants, config files, state-dict keys, ONNX signatures); only the numbers are
 random, so the pictures are noise. Takes a few seconds on a CPU and about 10 MB of disk.
 
+The models are built by figurine.random_weights.build_components from configs/arch-tiny/, the
+same builder `figurine bench --random-weights` uses at full size: one definition of each shape.
+No layer is left at zero (diffusers starts a ControlNet's outputs at zero): the pose, the face
+adapter, its LoRA and the VAE all change the picture, so tests comparing outputs can see them.
+
 Layout (see configs/weights.toml for the real files):
     sdxl-base/                 StableDiffusionXLPipeline folder, fp16 variant files
-    sdxl-vae-fp16-fix/         AutoencoderKL
+    sdxl-vae-fp16-fix/         AutoencoderKL (its own random weights, no upcast)
     controlnet-openpose-sdxl/  ControlNetModel
     ip-adapter-faceid/ip-adapter-faceid_sdxl.safetensors   FaceID projection, to_k_ip/to_v_ip, LoRA
     insightface/buffalo_l/     det_10g.onnx, w600k_r50.onnx (synthetic; see tiny_insightface.py)
+    birefnet-lite/model.onnx   the learned cut-out's signature (synthetic; see tiny_birefnet.py)
     annotators/                body_pose_model.safetensors, with --annotators (tiny_annotators.py)
+    birefnet-lite/model.onnx   the learned cut-out's graph signature, fixed layers (tiny_birefnet.py)
     depth-anything-v2-small/   Depth Anything V2 for `figurine print3d`, with --depth (tiny_depth.py)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -29,86 +37,23 @@ from safetensors.torch import save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from figurine import random_weights  # noqa: E402  (shared with --random-weights benchmarks)
-from figurine.random_weights import byte_level_vocab  # noqa: E402,F401
-
-# Sizes follow diffusers' own tiny SDXL test components (see DESIGN.md).
-TEXT_DIM = 32  # each CLIP text encoder's hidden size; the UNet sees both, concatenated: 64
-UNET = dict(
-    block_out_channels=(32, 64),
-    layers_per_block=2,
-    sample_size=32,
-    in_channels=4,
-    out_channels=4,
-    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-    attention_head_dim=(2, 4),
-    use_linear_projection=True,
-    addition_embed_type="text_time",
-    addition_time_embed_dim=8,
-    transformer_layers_per_block=(1, 2),
-    projection_class_embeddings_input_dim=80,  # 6 * 8 time ids + 32 pooled text
-    cross_attention_dim=2 * TEXT_DIM,
-    norm_num_groups=32,
-)
-VAE = dict(
-    block_out_channels=(32, 64),
-    in_channels=3,
-    out_channels=3,
-    down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-    up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-    latent_channels=4,
-    sample_size=64,
-    scaling_factor=0.13025,
-)
-FACEID_LORA_RANK = 4
-
-
-def text_encoders_and_tokenizers():
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
-
-    vocab = byte_level_vocab()
-    config = CLIPTextConfig(
-        hidden_size=TEXT_DIM, intermediate_size=37, num_attention_heads=4, num_hidden_layers=5,
-        vocab_size=len(vocab), projection_dim=TEXT_DIM, max_position_embeddings=77,
-        hidden_act="gelu", bos_token_id=512, eos_token_id=513, pad_token_id=513,
-    )
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
-    return CLIPTextModel(config), CLIPTextModelWithProjection(config), tokenizer
+from figurine import random_weights  # noqa: E402  (the shared builder)
 
 
 def write_tokenizer(folder: Path) -> None:
     """The real repos' tokenizer files: vocab.json, merges.txt (no merges here), tokenizer_config.json."""
-    import json
-
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tokenizer.json").unlink(missing_ok=True)
     (folder / "special_tokens_map.json").write_text(json.dumps({
         "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
         "pad_token": "<|endoftext|>",
     }, indent=2))
-    (folder / "vocab.json").write_text(json.dumps(byte_level_vocab()))
+    (folder / "vocab.json").write_text(json.dumps(random_weights.byte_level_vocab()))
     (folder / "merges.txt").write_text("#version: 0.2\n")
     (folder / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "bos_token": "<|startoftext|>",
         "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
     }, indent=2))
-
-
-def scheduler():
-    from diffusers import EulerDiscreteScheduler
-
-    # SDXL base's own scheduler settings.
-    return EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
-        steps_offset=1, timestep_spacing="leading", prediction_type="epsilon", use_karras_sigmas=False,
-    )
-
-
-def faceid_state_dict(unet) -> dict[str, torch.Tensor]:
-    """The FaceID adapter as h94's file has it once converted (flat image_proj.* / ip_adapter.*
-    keys), at this tree's sizes; the shapes are figurine.random_weights.faceid_shapes."""
-    return random_weights.faceid_state_dict(unet, lora_rank=FACEID_LORA_RANK, dtype=torch.float16, seed=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,37 +67,44 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root: Path = args.directory
 
-    from diffusers import AutoencoderKL, ControlNetModel, StableDiffusionXLPipeline, UNet2DConditionModel
+    import diffusers
+    from diffusers import AutoencoderKL, StableDiffusionXLPipeline
 
-    torch.manual_seed(args.seed)
-    # 1. The base checkpoint, saved as the real repo's fp16 variant files.
-    unet = UNet2DConditionModel(**UNET)
-    vae = AutoencoderKL(**VAE)
-    te1, te2, tok = text_encoders_and_tokenizers()
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # one line of output, not a bar per model
+    arch_dir = random_weights.TINY_ARCH_DIR
+    # 1. Every model from configs/arch-tiny, in float32, then saved as the real repos store them.
+    parts = random_weights.build_components(torch.float32, "cpu", arch_dir, seed=args.seed)
+    faceid = parts.pop("faceid")
+    # SDXL base's own VAE upcasts to fp32 (force_upcast); the fp16-fix one (from arch) does not.
+    torch.manual_seed(args.seed + 1)
+    base_vae = AutoencoderKL(**{**random_weights.read_arch("vae", arch_dir), "force_upcast": True})
     base = StableDiffusionXLPipeline(
-        vae=vae, text_encoder=te1, text_encoder_2=te2, tokenizer=tok, tokenizer_2=tok,
-        unet=unet, scheduler=scheduler(),
+        vae=base_vae, text_encoder=parts["text_encoder"], text_encoder_2=parts["text_encoder_2"],
+        tokenizer=parts["tokenizer"], tokenizer_2=parts["tokenizer_2"], unet=parts["unet"],
+        scheduler=parts["scheduler"],
     )
     base.to(torch.float16).save_pretrained(root / "sdxl-base", variant="fp16")
     for name in ("tokenizer", "tokenizer_2"):
         write_tokenizer(root / "sdxl-base" / name)
-
-    # 2. The fp16-fix VAE (its own weights, no upcast needed).
-    fixed_vae = AutoencoderKL(**VAE, force_upcast=False)
-    fixed_vae.to(torch.float16).save_pretrained(root / "sdxl-vae-fp16-fix")
-
-    # 3. The OpenPose ControlNet, shaped from the UNet as xinsir's is from SDXL's.
-    controlnet = ControlNetModel.from_unet(unet.float(), conditioning_embedding_out_channels=(16, 32))
-    controlnet.to(torch.float16).save_pretrained(root / "controlnet-openpose-sdxl")
-
-    # 4. The FaceID adapter.
+    # 2. The fp16-fix VAE and the OpenPose ControlNet.
+    parts["vae"].to(torch.float16).save_pretrained(root / "sdxl-vae-fp16-fix")
+    parts["controlnet"].to(torch.float16).save_pretrained(root / "controlnet-openpose-sdxl")
+    # 3. The FaceID adapter, as h94's file has it once converted (flat image_proj.* / ip_adapter.*).
     (root / "ip-adapter-faceid").mkdir(parents=True, exist_ok=True)
-    save_file(faceid_state_dict(unet), root / "ip-adapter-faceid" / "ip-adapter-faceid_sdxl.safetensors")
-
-    # 5. insightface's buffalo_l pack and the OpenPose annotator, synthetic.
+    adapter = random_weights.faceid_state_dict(
+        parts["unet"], lora_rank=faceid["lora_rank"], num_tokens=faceid["num_tokens"],
+        id_dim=faceid["id_embedding_dim"], hidden_dim=faceid["hidden_dim"], dtype=torch.float16, seed=1,
+        std=0.1, lora_std=0.25)
+    save_file(adapter, root / "ip-adapter-faceid" / "ip-adapter-faceid_sdxl.safetensors")
+    # 4. insightface's buffalo_l pack, the cut-out model and the OpenPose annotator, synthetic.
+    from tiny_birefnet import write_model
     from tiny_insightface import write_pack
 
     write_pack(root / "insightface" / "buffalo_l")
+    write_model(root / "birefnet-lite" / "model.onnx")
     if args.annotators:
         from tiny_annotators import write_annotators
 

@@ -16,11 +16,20 @@ What counts as a trace, each checked byte for byte in every file under `root`:
    windows of 21 pixels from textured rows, before and after EXIF rotation: catches a cached
    numpy array or raw dump that the compressed-byte check would miss.
 A re-encoded picture of the face (the generated figure) is not a trace in this sense.
+
+Files meant for sharing (the output picture, its JSON sidecar) must hold even less. With
+shared=True the scan also looks for, each as UTF-8, UTF-16 big-endian (EXIF UserComment) and
+JSON-escaped text:
+6. the photo's path, its file name, and the folder it lies in;
+7. the user's home folder;
+8. every string in `secrets`: e.g. the run's salt, the weights root, config file paths.
+    leaks = scan_for_leaks(shared_folder, photo_path, shared=True, secrets=[salt, str(weights)])
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +149,24 @@ def photo_needles(photo_path: Path) -> list[Needle]:
     return needles
 
 
+def _text_forms(text: str) -> list[bytes]:
+    """How a string may be stored: UTF-8, UTF-16 big-endian (EXIF UserComment), JSON-escaped."""
+    forms = {text.encode(), text.encode("utf-16-be"), json.dumps(text)[1:-1].encode()}
+    return sorted(forms)
+
+
+def shared_needles(photo_path: Path, secrets=()) -> list[Needle]:
+    """What must not appear in a shared file beyond the photo's own bytes (see 6-8 above)."""
+    photo = Path(photo_path).resolve()
+    texts = [("the photo's path", str(photo)), ("the photo's file name", photo.name),
+             ("the photo's folder", str(photo.parent))]
+    home = str(Path.home())
+    if len(home) >= 5:
+        texts.append(("the home folder", home))
+    texts += [(f"a secret ({s[:8]}…)", s) for s in secrets if s]
+    return [Needle(what, form) for what, text in texts for form in _text_forms(text)]
+
+
 def _file_hits(path: Path, needles: list[Needle]) -> set[str]:
     overlap = max(len(n.data) for n in needles) - 1
     hits, tail = set(), b""
@@ -156,13 +183,17 @@ def _file_hits(path: Path, needles: list[Needle]) -> set[str]:
     return hits
 
 
-def scan_for_leaks(root: Path, photo_path: Path, skip: tuple[Path, ...] = ()) -> list[str]:
+def scan_for_leaks(root: Path, photo_path: Path, skip: tuple[Path, ...] = (), shared: bool = False,
+                   secrets=()) -> list[str]:
     """['relative/path: <what was found>', ...] for every file under root holding a trace.
 
-    The photo itself is skipped if it lies under root, as are paths in `skip`.
+    The photo itself is skipped if it lies under root, as are paths in `skip`. shared=True
+    also looks for paths, file names and `secrets` (6-8 above).
     """
     root = Path(root)
     needles = photo_needles(Path(photo_path))
+    if shared:
+        needles += shared_needles(Path(photo_path), secrets)
     skipped = {Path(photo_path).resolve(), *(Path(p).resolve() for p in skip)}
     found = []
     for folder, _dirs, files in os.walk(root):

@@ -68,7 +68,7 @@ def test_make_writes_package_sidecar_and_run_dir(first_run):
     run = tmp / "fig.run"
     for name in ("pose.png", "figure-0.png", "figure-0-matte.png", "package.png", "run.json"):
         assert (run / name).exists(), name
-    assert "energy" in proc.stdout and "unavailable" in proc.stdout  # no GPU here: said, never 0 J
+    assert "Energy:" in proc.stdout and "unavailable" in proc.stdout  # no GPU here: said, never 0 J
 
 
 def test_two_accessories_fill_two_compartments_with_their_own_mattes(first_run):
@@ -98,6 +98,11 @@ def test_same_seed_gives_identical_pixels(first_run, tiny_weights, photo, tmp_pa
         a = np.asarray(Image.open(tmp / "fig.run" / name))
         b = np.asarray(Image.open(tmp_path / "fig.run" / name))
         assert np.array_equal(a, b), name
+    # The photo is known to each run only by a hash salted per run: the same photo in two runs
+    # gives two unrelated values (an unsalted hash would match, and identify the photo anywhere).
+    first, second = (json.loads((t / "fig.run" / "run.json").read_text()) for t in (tmp, tmp_path))
+    keys = [r["stages"]["figure"]["inputs"]["photo"] for r in (first, second)]
+    assert first["salt"] != second["salt"] and keys[0] != keys[1] and all(len(k) == 16 for k in keys)
 
 
 def test_changing_only_the_name_needs_no_weights(first_run, tiny_weights, photo, tmp_path):

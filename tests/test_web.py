@@ -201,7 +201,7 @@ def test_page_generates_and_repacks_in_chromium(tmp_path, tiny_weights):
                 # 2. Generate: the package, the energy line, the candidates with scores, downloads.
                 page.locator("#figurine-generate").click()
                 energy = page.locator("#figurine-energy textarea, #figurine-energy input")
-                expect(energy).to_have_value(re.compile(r"^energy: "))
+                expect(energy).to_have_value(re.compile(r"^Energy: "))
                 status = page.locator("#figurine-status textarea, #figurine-status input")
                 expect(status).to_have_value(re.compile(r"^Generated in "))
                 first = package_png(page)

@@ -75,6 +75,11 @@ def test_manifest_is_well_formed_and_flags_licences():
             "annotators/body_pose_model.safetensors"} <= non_commercial
     assert not any(p.startswith(("sdxl-base/", "sdxl-vae-fp16-fix/", "controlnet-")) for p in non_commercial)
     assert by_path["annotators/body_pose_model.safetensors"].optional
+    # Every file is fetched from a pinned commit, never from whatever "main" is on the day.
+    assert all(e.revision for e in entries), [e.path for e in entries if not e.revision]
+    # The FaceID adapter file carries its own LoRA (diffusers loads it as faceid_0): h94's separate
+    # copy of that LoRA would apply it twice, so it is not a file figurine downloads.
+    assert not any(e.remote.endswith("faceid_sdxl_lora.safetensors") for e in entries)
 
 
 @pytest.mark.parametrize("line, message", [

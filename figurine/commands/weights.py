@@ -23,7 +23,7 @@ def add_parser(sub):
     ls = actions.add_parser("list", help="show every file: present/missing, size, licence")
     fe = actions.add_parser("fetch", help="download missing files from Hugging Face (pinned, sha256-checked)")
     fe.add_argument("--optional", action="store_true",
-                    help="also fetch optional files (FaceID LoRA, OpenPose annotator for --pose-from)")
+                    help="also fetch optional files (the OpenPose annotator for --pose-from)")
     fe.add_argument("--force", action="store_true", help="download again even if present")
     ve = actions.add_parser("verify", help="check the sha256 of every present file")
     for q in (ls, fe, ve):
