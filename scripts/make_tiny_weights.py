@@ -21,6 +21,7 @@ Layout (see configs/weights.toml for the real files):
     birefnet-lite/model.onnx   the learned cut-out's signature (synthetic; see tiny_birefnet.py)
     annotators/                body_pose_model.safetensors, with --annotators (tiny_annotators.py)
     birefnet-lite/model.onnx   the learned cut-out's graph signature, fixed layers (tiny_birefnet.py)
+    depth-anything-v2-small/   Depth Anything V2 for `figurine print3d`, with --depth (tiny_depth.py)
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--annotators", action="store_true",
                         help="also write the OpenPose body annotator (real architecture: ~105 MB)")
+    parser.add_argument("--depth", action="store_true",
+                        help="also write a tiny Depth Anything V2 for figurine print3d (~0.7 MB)")
     args = parser.parse_args(argv)
     root: Path = args.directory
 
@@ -106,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         from tiny_annotators import write_annotators
 
         write_annotators(root / "annotators")
+    if args.depth:
+        from tiny_depth import write_depth
+
+        write_depth(root / "depth-anything-v2-small")
     print(f"tiny weights written to {root}")
     return 0
 
