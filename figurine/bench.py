@@ -266,7 +266,7 @@ class ConfigRun:
     def image(self, photo_name: str, photo, photo_index: int, run: int, seed: int) -> dict:
         """Every stage of one figurine image, measured; then the evaluation (not timed)."""
         from figurine.face import identity_score
-        from figurine.make import accessory_seed, cut
+        from figurine.pipeline import accessory_seed
         from figurine.packaging.render import PackText, render_package
 
         stages: dict = {}
@@ -295,8 +295,11 @@ class ConfigRun:
                         jobs = [(*self.prompts.accessory(t), accessory_seed(seed, t)) for t in texts[start:start + batch]]
                         items += gen.decode(gen.accessories(jobs, a.width, a.height, a.steps, a.guidance))
             with clk.stage("matte", stages):
-                figure_matte = cut(figure, "the figure")
-                item_mattes = [cut(im, f"accessory {i}") for i, im in enumerate(items)]
+                from figurine.matte import Matter
+
+                matter = Matter(cfg.matte.method, cfg.path("matte.model"))
+                figure_matte = matter.cut_or_whole(figure, "the figure")[0]
+                item_mattes = [matter.cut_or_whole(im, f"accessory {i}")[0] for i, im in enumerate(items)]
             with clk.stage("packaging", stages):
                 render_package(figure_matte, item_mattes, PackText(BENCH_NAME, BENCH_TAGLINE),
                                template=cfg.packaging.template, size=cfg.packaging.size)

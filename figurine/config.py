@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from figurine import limits
 from figurine.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -99,6 +100,12 @@ class AccessoryConfig:
 
 
 @dataclass
+class MatteConfig:
+    method: str = "auto"  # auto (the learned model when its file is there, else the colour key) | colour-key | birefnet
+    model: str = "birefnet-lite/model.onnx"  # under the weights root; `figurine weights fetch --optional`
+
+
+@dataclass
 class PackagingConfig:
     template: str = "classic-blister"
     size: str = "social"  # social (1080x1350) | story (1080x1920)
@@ -119,6 +126,7 @@ class Config:
     pose: PoseConfig = field(default_factory=PoseConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     accessories: AccessoryConfig = field(default_factory=AccessoryConfig)
+    matte: MatteConfig = field(default_factory=MatteConfig)
     packaging: PackagingConfig = field(default_factory=PackagingConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     weights_root: Path = Path("weights")
@@ -213,12 +221,17 @@ def load_config(
     files: list[str | Path] = (), overrides: list[str] = (), weights: str | Path | None = None,
     stored: dict | None = None,
 ) -> Config:
-    """Defaults, then `stored` settings (a run's Config.to_dict(), for re-runs), then each file,
-    then each key=value override; then the weights root."""
+    """Defaults, then `stored` settings (a run's or a shared picture's record, for re-runs), then
+    each file, then each key=value override; then the weights root.
+
+    A stored record is untrusted (a PNG from someone else, a copied run directory): only the
+    settings that decide the picture are taken from it (STORED_SETTINGS), each through the same
+    type and range checks as a config file; never a model path, the weights root or a device.
+    """
     cfg = Config()
     apply(cfg, read_toml(DEFAULT_CONFIG), str(DEFAULT_CONFIG))
-    if stored:
-        apply(cfg, {k: v for k, v in stored.items() if k in SECTIONS}, "stored settings")
+    if stored is not None:
+        apply(cfg, stored_settings(stored), "stored settings")
     for f in files:
         apply(cfg, read_toml(Path(f)), str(f))
     for line in overrides:
@@ -234,9 +247,42 @@ CHOICES = {
     "runtime.dtype": ("auto", "float16", "bfloat16", "float32"),
     "runtime.memory": ("auto", "none", "model-offload", "sequential-offload"),
     "runtime.compile_backend": ("inductor", "eager", "aot_eager", "cudagraphs"),
-    "generation.scheduler": ("ddim", "euler", "euler_a", "dpmpp_2m_karras", "dpmpp_2m", "unipc", "lcm"),
-    "packaging.size": ("social", "story"),
+    "generation.scheduler": tuple(limits.SCHEDULERS),
+    "packaging.size": tuple(limits.SIZES),
+    "matte.method": ("auto", "colour-key", "birefnet"),
 }
+
+
+# What a stored record may set: whole sections, or single keys of the others.
+STORED_SECTIONS = ("generation", "face", "pose", "prompt", "accessories", "packaging")
+STORED_KEYS = {"runtime": ("dtype",), "matte": ("method",)}
+
+
+def stored_settings(stored: object) -> dict:
+    if not isinstance(stored, dict):
+        raise ConfigError("the stored settings are not a table")
+    picked = {k: v for k, v in stored.items() if k in STORED_SECTIONS}
+    for section, keys in STORED_KEYS.items():
+        values = stored.get(section)
+        if isinstance(values, dict):
+            picked[section] = {k: values[k] for k in keys if k in values}
+    return picked
+
+
+# Ranges every setting must fall in, whoever wrote it: (low, high), inclusive.
+RANGES = {
+    "generation.steps": (1, 500), "generation.guidance": (0.0, 50.0),
+    "generation.width": (64, 4096), "generation.height": (64, 4096),
+    "generation.seed": (-1, 2**32 - 1), "generation.ip_adapter_scale": (0.0, 5.0),
+    "generation.lora_scale": (0.0, 5.0), "generation.controlnet_scale": (0.0, 5.0),
+    "generation.candidates": (1, 16),
+    "face.det_size": (32, 2048), "face.det_thresh": (0.0, 1.0), "face.index": (-1, 64),
+    "pose.limb_width": (1, 256), "pose.point_radius": (0, 256),
+    "accessories.width": (64, 4096), "accessories.height": (64, 4096), "accessories.steps": (1, 500),
+    "accessories.guidance": (0.0, 50.0), "accessories.batch": (1, 16),
+    "energy.grid_intensity": (0.0, 5000.0),
+}
+MAX_PROMPT_TEXT = 1000
 
 
 def validate(cfg: Config) -> None:
@@ -244,17 +290,19 @@ def validate(cfg: Config) -> None:
     for key, allowed in CHOICES.items():
         if cfg.get(key) not in allowed:
             raise ConfigError(f"config key '{key}' must be one of {', '.join(allowed)}, got '{cfg.get(key)}'")
-    g = cfg.generation
-    for key in ("width", "height"):
-        v = getattr(g, key)
-        if v < 64 or v % 8:
-            raise ConfigError(f"config key 'generation.{key}' must be a multiple of 8 and at least 64, got {v}")
-    if g.steps < 1:
-        raise ConfigError(f"config key 'generation.steps' must be at least 1, got {g.steps}")
-    if g.candidates < 1:
-        raise ConfigError(f"config key 'generation.candidates' must be at least 1, got {g.candidates}")
-    if cfg.accessories.max < 0:
-        raise ConfigError("config key 'accessories.max' must be 0 or more")
+    for key, (low, high) in RANGES.items():
+        v = cfg.get(key)
+        if not (low <= v <= high):  # NaN fails too
+            raise ConfigError(f"config key '{key}' must be between {low} and {high}, got {v}")
+    for key in ("generation.width", "generation.height", "accessories.width", "accessories.height"):
+        if cfg.get(key) % 8:
+            raise ConfigError(f"config key '{key}' must be a multiple of 8, got {cfg.get(key)}")
+    for key in ("style", "outfit", "extra", "negative"):
+        if len(getattr(cfg.prompt, key)) > MAX_PROMPT_TEXT:
+            raise ConfigError(f"config key 'prompt.{key}' is longer than {MAX_PROMPT_TEXT} characters")
+    if not 0 <= cfg.accessories.max <= limits.MAX_ACCESSORY_SLOTS:
+        raise ConfigError(f"config key 'accessories.max' must be 0 to {limits.MAX_ACCESSORY_SLOTS} "
+                          f"(the box's tray has {limits.MAX_ACCESSORY_SLOTS} compartments), got {cfg.accessories.max}")
     for lora in cfg.model.loras:
         name = Path(lora).name.lower()
         if name.startswith("ip-adapter-faceid") and "lora" in name:

@@ -28,6 +28,11 @@ class InputError(FigurineError):
     exit_code = 2
 
 
+class NeedsInputError(InputError):
+    """A re-run must generate a stage again and needs an input given again (the photo, the pose
+    reference): the web UI asks for Generate instead. Exit 2."""
+
+
 class ConfigError(FigurineError):
     """Unknown key, wrong type or bad value in a config file or --set. Exit 2."""
 

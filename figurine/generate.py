@@ -80,18 +80,9 @@ def make_scheduler(name: str, base_config):
     """Scheduler by figurine's short name, from the base checkpoint's scheduler config."""
     import diffusers
 
-    table = {
-        "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", dict(use_karras_sigmas=True, algorithm_type="dpmsolver++")),
-        "dpmpp_2m": ("DPMSolverMultistepScheduler", dict(algorithm_type="dpmsolver++")),
-        "euler": ("EulerDiscreteScheduler", {}),
-        "euler_a": ("EulerAncestralDiscreteScheduler", {}),
-        # h94's FaceID SDXL model card: DDIM with clip_sample and set_alpha_to_one off (as SDXL
-        # base's own scheduler config has them; stated here so any base config gets the card's).
-        "ddim": ("DDIMScheduler", dict(clip_sample=False, set_alpha_to_one=False)),
-        "unipc": ("UniPCMultistepScheduler", {}),
-        "lcm": ("LCMScheduler", {}),
-    }
-    cls_name, extra = table[name]
+    from figurine.limits import SCHEDULERS
+
+    cls_name, extra, _ = SCHEDULERS[name]
     return getattr(diffusers, cls_name).from_config(base_config, **extra)
 
 

@@ -110,6 +110,20 @@ class Matter:
         return _learned_cut_out(image, self.segmenter), "birefnet"
 
 
+    def cut_or_whole(self, image: Image.Image, what: str) -> tuple[Image.Image, str]:
+        """cut_out, but when nothing stands out from the backdrop (under 0.2 % of the picture
+        opaque) the whole picture, said in one line naming `what`: generated pictures and the
+        user's own are treated the same way everywhere (make, pack, bench)."""
+        rgba, method = self.cut_out(image)
+        if (np.asarray(rgba.getchannel("A")) >= 128).mean() < EMPTY_FRACTION:
+            print(f"{what}: nothing stands out from the backdrop; packaging the whole picture")
+            return image.convert("RGBA"), "whole picture"
+        return rgba, method
+
+
+EMPTY_FRACTION = 0.002
+
+
 def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
 

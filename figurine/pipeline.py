@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Callable
 
 from figurine.config import Config
-from figurine.errors import FigurineError, InputError
+from figurine.errors import FigurineError, InputError, NeedsInputError
 from figurine.request import Request
 from figurine.rundir import ERROR_LOG, RunDir
 
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 Hook = Callable[[str, str, dict], None]  # (stage, "started" | "done" | "failed", info)
 EMBEDDING_FILE = "face-embedding.npy"
+MAX_OWN_OUTPUTS = 48
 # Stages that run a model: an unexpected error there is a GenerationError (exit 4).
 MODEL_STAGES = {"load", "identity", "pose", "generation", "vae_decode", "identity_score", "accessories",
                 "matte"}
@@ -75,6 +76,7 @@ class Plan:
     photos: list = field(default_factory=list)       # decoded PIL images (the photo bytes: hashed only)
     pose_ref: object = None                          # decoded pose reference photo
     own_items: list = field(default_factory=list)    # the user's own accessory pictures
+    replaceable: set = field(default_factory=set)    # sha256 of outputs a re-run may replace
 
 
 @dataclass
@@ -158,8 +160,9 @@ class FigurinePipeline:
         return self._matter
 
     # -- 1. inputs ---------------------------------------------------------------------------
-    def check_inputs(self, req: Request) -> Plan:
-        """Everything a user can get wrong, checked before any model loads: one line if wrong."""
+    def check_inputs(self, req: Request, replace_own: bool = False) -> Plan:
+        """Everything a user can get wrong, checked before any model loads: one line if wrong.
+        `replace_own` (re-runs): outputs this run directory wrote before may be replaced."""
         from figurine import limits, provenance
         from figurine.outputs import check_distinct
         from figurine.packaging import list_templates, open_picture, validate_text
@@ -191,9 +194,9 @@ class FigurinePipeline:
             raise InputError(f"{req.pdf}: the print PDF's name must end in .pdf")
         outputs = [output, limits.sidecar_for(output), req.pdf]
         check_distinct(outputs + [run_dir])
-        replaceable = set(RunDir(run_dir).load().get("outputs", {}).values()) if run_dir.is_dir() else set()
         from figurine.outputs import OutputSet
 
+        replaceable = set(RunDir(run_dir).load().get("outputs", [])) if replace_own and run_dir.is_dir() else set()
         OutputSet(force=req.force, replaceable=replaceable).check(*outputs)
         if run_dir.exists() and (run_dir.is_symlink() or not run_dir.is_dir()):
             raise InputError(f"{run_dir}: the run directory exists and is not a folder")
@@ -203,23 +206,32 @@ class FigurinePipeline:
         return Plan(
             request=req, seed=seed, candidates=req.candidates or g.candidates, pose=pose,
             face_index=cfg.face.index if req.face_index is None else req.face_index,
-            template=template, size=size, output=output, run_dir=run_dir,
+            template=template, size=size, output=output, run_dir=run_dir, replaceable=replaceable,
             photos=[load_photo(p) for p in req.photos],
             pose_ref=load_photo(req.pose_from) if req.pose_from else None,
             own_items=[open_picture(p, "accessory image") for p in req.accessory_images],
         )
 
     # -- the run -----------------------------------------------------------------------------
-    def __call__(self, req: Request) -> Result:
+    def __call__(self, req: Request, replace_own: bool = False) -> Result:
+        # 1. Inputs.
+        plan = self.check_inputs(req, replace_own)
+        # 2. The run directory and what it already holds (a new one that stays empty is removed).
+        run = RunDir(plan.run_dir)
+        created = not plan.run_dir.exists()
+        run.create()
+        try:
+            return self._run_stages(plan, run)
+        except BaseException:
+            if created and plan.run_dir.is_dir() and not any(plan.run_dir.iterdir()):
+                plan.run_dir.rmdir()
+            raise
+
+    def _run_stages(self, plan: Plan, run: RunDir) -> Result:
         from figurine import prompt
         from figurine.energy import EnergyMeter
 
-        cfg = self.cfg
-        # 1. Inputs.
-        plan = self.check_inputs(req)
-        # 2. The run directory and what it already holds.
-        run = RunDir(plan.run_dir)
-        run.create()
+        cfg, req = self.cfg, plan.request
         old = run.load()
         salt = old.get("salt") or secrets.token_hex(16)
         self._run, self._timings, self._reused = run, {}, []
@@ -232,9 +244,10 @@ class FigurinePipeline:
         log.info("negative prompt: %s", prompts.figure_negative)
         model_key = {"model": asdict(cfg.model), "runtime": {"dtype": cfg.runtime.dtype},
                      "matte": asdict(cfg.matte)}
-        record: dict = {"salt": salt, "stages": {}, "outputs": old.get("outputs", {})}
+        record: dict = {"salt": salt, "stages": {}, "outputs": old.get("outputs", [])}
         # 4. Figure: identity, pose, candidates.
         fig = self._figure_stage(plan, prompts, old, salt, model_key)
+        embedding = fig.pop("_embedding", None)
         record["stages"]["figure"] = fig
         run.commit({**old, **record, "stages": {**old.get("stages", {}), "figure": fig}})
         # 5. Accessories.
@@ -263,7 +276,6 @@ class FigurinePipeline:
                        "total": self._meter.total(exclude=("load",)).to_dict()},
             "layout": layout_record(layout),
         })
-        embedding = fig.pop("_embedding", None)
         # 7. Outputs, as one unit.
         self._write_outputs(plan, record, package, figure, accessories, embedding)
         energy_line = self._meter.total(exclude=("load",)).format_line()
@@ -282,7 +294,7 @@ class FigurinePipeline:
         stored.setdefault("seed", old.get("resolved", {}).get("seed"))
         req = Request.from_stored(stored, photos=photos or [], run_dir=run_dir, force=force, pdf=pdf,
                                   output=output or run_dir.with_suffix(".png"), **changes)
-        return self(req)
+        return self(req, replace_own=True)
 
     # -- stages --------------------------------------------------------------------------------
     def _stage(self, name: str):
@@ -290,9 +302,16 @@ class FigurinePipeline:
 
     def _figure_stage(self, plan: Plan, prompts, old: dict, salt: str, model_key: dict) -> dict:
         req, g = plan.request, self.cfg.generation
+        before = old.get("stages", {}).get("figure", {}).get("inputs", {})
         photo_key = (salted_hash(salt, b"".join(p.read_bytes() for p in req.photos)) if req.photos
-                     else old.get("stages", {}).get("figure", {}).get("inputs", {}).get("photo"))
-        pose_key = salted_hash(salt, req.pose_from.read_bytes()) if req.pose_from else plan.pose
+                     else before.get("photo"))
+        # A pose taken from a reference photo stays that pose on a re-run, unless --pose is given.
+        if req.pose_from is not None:
+            pose_key = salted_hash(salt, req.pose_from.read_bytes())
+        elif req.pose is None and before.get("pose_from_photo"):
+            pose_key = before.get("pose")
+        else:
+            pose_key = plan.pose
         inputs = {"photo": photo_key, "face_index": plan.face_index, "pose": pose_key, "prompt": prompts.figure,
                   "negative": prompts.figure_negative, "seed": plan.seed, "candidates": plan.candidates,
                   "generation": {k: v for k, v in asdict(g).items() if k not in ("seed", "candidates")},
@@ -304,11 +323,14 @@ class FigurinePipeline:
             print(f"reusing the figure from {plan.run_dir} (its inputs did not change)")
             return reused
         if not plan.photos:
-            raise InputError("the figure must be generated again (its settings changed) and that needs the photo: "
-                             "give PHOTO as well as --run")
-        if req.pose_from is None and plan.pose_ref is None and old and pose_key != plan.pose:
-            pass
-        return self._make_figures(plan, prompts, key, photo_key)
+            raise NeedsInputError("the figure must be generated again (its settings changed) and that needs "
+                                  "the photo: give PHOTO as well as --run")
+        if pose_key != plan.pose and plan.pose_ref is None:
+            raise NeedsInputError("the figure must be generated again and its pose came from a reference photo: "
+                                  "give --pose-from REF again (or --pose NAME)")
+        fig = self._make_figures(plan, prompts, key, photo_key)
+        fig["inputs"].update(pose=pose_key, pose_from_photo=plan.pose_ref is not None)
+        return fig
 
     def _make_figures(self, plan: Plan, prompts, key: str, photo_key: str) -> dict:
         from figurine.face import identity_score, pick
@@ -426,14 +448,7 @@ class FigurinePipeline:
         return self._generator
 
     def _cut(self, image, what: str):
-        """The cut-out of a generated picture; the whole picture (said once) if nothing stands out."""
-        import numpy as np
-
-        rgba, method = self.matter().cut_out(image)
-        if (np.asarray(rgba.getchannel("A")) >= 128).mean() < 0.002:
-            print(f"{what}: nothing stands out from the backdrop; packaging the whole picture")
-            rgba, method = image.convert("RGBA"), "whole picture"
-        return rgba, method
+        return self.matter().cut_or_whole(image, what)
 
     # -- 7. outputs ----------------------------------------------------------------------------
     def _write_outputs(self, plan: Plan, record: dict, package, figure, accessories, embedding) -> None:
@@ -465,10 +480,11 @@ class FigurinePipeline:
             pdf = buf.getvalue()
         copy_name = "package" + plan.output.suffix.lower()
         record["package"] = copy_name
-        record["outputs"] = {k: hashlib.sha256(v).hexdigest()
-                             for k, v in (("package", data), ("sidecar", sidecar), ("pdf", pdf)) if v is not None}
-        replaceable = set(RunDir(plan.run_dir).load().get("outputs", {}).values())
-        with OutputSet(force=req.force, replaceable=replaceable) as out:
+        # The files this run wrote (sha256, newest first): a re-run may replace them without --force.
+        before = list(record.get("outputs", []))
+        written = [hashlib.sha256(v).hexdigest() for v in (data, sidecar, pdf) if v is not None]
+        record["outputs"] = list(dict.fromkeys(written + before))[:MAX_OWN_OUTPUTS]
+        with OutputSet(force=req.force, replaceable=plan.replaceable) as out:
             out.add(plan.output, lambda f: f.write(data))
             out.add(limits.sidecar_for(plan.output), lambda f: f.write(sidecar))
             if pdf is not None:

@@ -64,22 +64,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from figurine import __version__
+from figurine import __version__, limits
 from figurine.errors import InputError
 
 log = logging.getLogger(__name__)
 
 # figurine scheduler name -> the sampler name A1111 writes (its k-diffusion/compvis names; the
 # "Karras" variant is A1111's legacy combined name, still parsed by A1111 1.9+ and CivitAI).
-A1111_SAMPLERS = {
-    "dpmpp_2m_karras": "DPM++ 2M Karras",
-    "dpmpp_2m": "DPM++ 2M",
-    "euler": "Euler",
-    "euler_a": "Euler a",
-    "ddim": "DDIM",
-    "unipc": "UniPC",
-    "lcm": "LCM",
-}
+A1111_SAMPLERS = {name: a1111 for name, (_, _, a1111) in limits.SCHEDULERS.items()}
 
 IPTC_EXT_NS = "http://iptc.org/std/Iptc4xmpExt/2008-02-29/"
 XMP_NS = "http://ns.adobe.com/xap/1.0/"
@@ -90,7 +82,7 @@ XMP_KEY = "XML:com.adobe.xmp"
 FIGURINE_KEY = "figurine"
 PARAMETERS_KEY = "parameters"
 
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+OUTPUT_FORMATS = limits.OUTPUT_FORMATS
 MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 JPEG_QUALITY = 95
 WEBP_QUALITY = 90

@@ -211,6 +211,9 @@ def check_record(data: dict, path: Path) -> None:
                 check_name(item["raw"], f"{path}: an accessory picture")
             if not isinstance(item.get("key", ""), str):
                 raise _bad(path, "an accessory key is not text")
+    outputs = data.get("outputs", [])
+    if not isinstance(outputs, list) or not all(isinstance(h, str) and re.fullmatch(r"[0-9a-f]{64}", h) for h in outputs):
+        raise _bad(path, "'outputs' is not a list of sha256 digests")
     for key in ("salt",):
         if key in data and not isinstance(data[key], str):
             raise _bad(path, f"'{key}' is not text")

@@ -9,12 +9,13 @@ What the page does (everything runs in this process, on this machine's GPU):
 - photo from a file or the webcam; name, tagline, up to `accessories.max` accessories; a pose
   gallery drawn from the preset skeletons; a template gallery drawn from the real packaging code
   on an example figure; seed and number of candidates.
-- Generate runs `figurine.make.make` with a progress bar fed by its stage callback. The result
-  shows the package, every candidate with its identity score, the energy line, what was reused,
-  and downloads for the PNG, the print PDF and the run's JSON.
-- Re-pack (also on Enter in the name/tagline boxes and on a template change) repeats the last
-  request with only the text and template changed: make() finds the figure and accessories in
-  the session's run directory and only draws the box again.
+- Generate calls the server's one FigurinePipeline (models stay loaded between clicks) with a
+  progress bar fed by its stage hook. The result shows the package, every candidate with its
+  identity score, the energy line, what was reused, and downloads for the PNG, the print PDF
+  and the run's JSON.
+- Re-pack (also on Enter in the name/tagline boxes and on a template change) is the pipeline's
+  `rerun` on the session's run directory with only the text and template changed: the figure and
+  accessories come from the cache and only the box is drawn again.
 
 Privacy and safety, in the order `serve` sets them up:
 
@@ -47,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from figurine.config import Config
-from figurine.errors import FigurineError, InputError
+from figurine.errors import FigurineError, InputError, NeedsInputError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ SYSTEM_MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberatio
 PREVIEW_SIZE = (216, 270)  # template thumbnails (the social package is 1080 x 1350)
 POSE_SIZE = (150, 200)
 
-# make()'s stage names as the progress bar shows them.
+# The pipeline's stage names as the progress bar shows them.
 STAGE_LABELS = {
     "identity": "finding the face",
     "pose": "drawing the pose",
@@ -80,15 +81,15 @@ STAGE_LABELS = {
 class Workspace:
     """The server's temporary folder: Gradio uploads under uploads/, sessions under sessions/."""
 
-    def __init__(self, parent: str | None = None):
+    def __init__(self, cfg: Config, parent: str | None = None):
         self.root = Path(tempfile.mkdtemp(prefix="figurine-web-", dir=parent))
         self.uploads = self.root / "uploads"
         self.sessions = self.root / "sessions"
         self.uploads.mkdir()
         self.sessions.mkdir()
-        from figurine.make import ModelCache
+        from figurine.pipeline import FigurinePipeline
 
-        self.models = ModelCache()  # the pipeline stays loaded between Generate clicks
+        self.pipeline = FigurinePipeline(cfg)  # the models stay loaded between Generate clicks
 
     def new_session(self) -> Session:
         return Session(Path(tempfile.mkdtemp(prefix="s-", dir=self.sessions)))
@@ -102,7 +103,7 @@ class Session:
     """One browser tab: its folder (run directory + outputs) and the last request it made."""
 
     folder: Path
-    last: dict | None = None  # Request fields of the last successful make (seed resolved)
+    last: bool = False  # a run succeeded: its run directory can be re-packed
     uploads: set[str] = field(default_factory=set)
 
     @property
@@ -139,16 +140,11 @@ def parse_accessories(texts) -> list[str]:
     return [t.strip() for t in texts if t and t.strip()]
 
 
-def slug(name: str) -> str:
-    """A file name from the figure's name: "Ada Lovelace" -> "ada-lovelace"."""
-    s = re.sub(r"[^\w-]+", "-", name.strip().lower(), flags=re.UNICODE).strip("-")
-    return s[:60] or "figure"
-
-
 def build_request(session: Session, photo: str | None, name: str, tagline: str, accessories: list[str],
                   pose: str | None, template: str | None, seed, candidates):
-    """A make() Request writing into the session's folder (outputs replaced each time)."""
-    from figurine.make import Request
+    """A Request writing into the session's folder (outputs replaced each time)."""
+    from figurine.limits import slug
+    from figurine.request import Request
 
     if not photo:
         raise InputError("add a photo first: upload one or take one with the webcam")
@@ -156,7 +152,7 @@ def build_request(session: Session, photo: str | None, name: str, tagline: str, 
     out.mkdir(parents=True, exist_ok=True)
     stem = slug(name or "figure")
     return Request(
-        photo=Path(photo), name=(name or "").strip(), tagline=(tagline or "").strip(),
+        photos=[Path(photo)], name=(name or "").strip(), tagline=(tagline or "").strip(),
         accessories=accessories, pose=pose or None, template=template or None,
         seed=None if seed in (None, "") else int(seed),
         candidates=None if candidates in (None, "") else int(candidates),
@@ -164,26 +160,8 @@ def build_request(session: Session, photo: str | None, name: str, tagline: str, 
     )
 
 
-def repack_request(session: Session, name: str, tagline: str, template: str | None):
-    """The last request with only name, tagline and template changed, and no photo.
-
-    Without the photo make() can only reuse the figure: if the change needs a new figure (the
-    tagline also dresses it) it says so, and the page asks for Generate.
-    """
-    from figurine.make import Request
-
-    if not session.last:
-        raise InputError("nothing to re-pack yet: press Generate first")
-    values = dict(session.last)
-    values.update(name=(name or "").strip(), tagline=(tagline or "").strip(), template=template or None)
-    stem = slug(values["name"] or "figure")
-    out = session.folder / "out"
-    values.update(photo=None, output=out / f"{stem}.png", pdf=out / f"{stem}.pdf")
-    return Request(**values)
-
-
 class StageProgress:
-    """make()'s progress(stage, message) callback, turned into a fraction and a label."""
+    """The pipeline's stage hook (stage, event, info), turned into a fraction and a label."""
 
     def __init__(self, report, candidates: int, accessories: int):
         self.report = report  # report(fraction, label)
@@ -194,7 +172,7 @@ class StageProgress:
         self.candidates = max(1, candidates)
         self.seen: list[str] = []
 
-    def __call__(self, stage: str, message: str) -> None:
+    def __call__(self, stage: str, message: str, info: dict | None = None) -> None:
         label = STAGE_LABELS.get(stage, stage)
         if message == "started":
             if stage == "generation":
@@ -228,9 +206,9 @@ def status_line(result, seconds: float) -> str:
 
 
 def downloads(result) -> list[str]:
-    from figurine.make import sidecar_path
+    from figurine.limits import sidecar_for
 
-    files = [result.output, result.output.with_suffix(".pdf"), sidecar_path(result.output)]
+    files = [result.output, result.output.with_suffix(".pdf"), sidecar_for(result.output)]
     return [str(f) for f in files if f.exists()]
 
 
@@ -259,7 +237,7 @@ def template_previews() -> list[tuple[object, str]]:
     previews = []
     for name in packaging.list_templates():
         try:
-            image = packaging.render(figure, items, text, template=name, size="social")
+            image = packaging.render_package(figure, items, text, template=name, size="social")[0]
         except FigurineError as e:  # a broken template should not take the page down
             log.warning("template %s: no preview (%s)", name, e)
             continue
@@ -328,10 +306,10 @@ footer { display: none !important; }
 
 
 def build_app(cfg: Config, workspace: Workspace):
-    """The Gradio Blocks page for one config; events call make() in this process."""
+    """The Gradio Blocks page for one config; events call the workspace's pipeline in this process."""
     import gradio as gr
 
-    from figurine.make import make
+    from figurine.limits import slug
     from figurine.packaging import list_templates
 
     g = cfg.generation
@@ -396,16 +374,17 @@ def build_app(cfg: Config, workspace: Workspace):
         pose_gallery.select(pick([p for _, p in poses]), None, pose, queue=False)
         template_gallery.select(pick([t for _, t in templates]), None, template, queue=False)
 
-        def run(request, sess: Session, progress) -> tuple:
+        def run(call, sess: Session, progress, candidates: int, accessories: int) -> tuple:
             t0 = time.perf_counter()
-            tracker = StageProgress(lambda f, label: progress(f, desc=label),
-                                    request.candidates or g.candidates, len(request.accessories))
-            result = make(request, cfg, progress=tracker, models=workspace.models)
+            tracker = StageProgress(lambda f, label: progress(f, desc=label), candidates, accessories)
+            pipe = workspace.pipeline
+            pipe.hooks = [tracker]
+            try:
+                result = call(pipe)
+            finally:
+                pipe.hooks = []
             seconds = time.perf_counter() - t0
-            resolved = result.record.get("resolved", {})
-            sess.last = {k: getattr(request, k) for k in (
-                "name", "tagline", "accessories", "pose", "template", "candidates", "run_dir")}
-            sess.last.update(seed=resolved.get("seed", request.seed), force=True)
+            sess.last = True
             return (str(result.output), candidates_gallery(result), status_line(result, seconds),
                     result.energy_line, downloads(result), sess)
 
@@ -417,19 +396,23 @@ def build_app(cfg: Config, workspace: Workspace):
                 sess.uploads.add(str(photo_path))
             request = build_request(sess, photo_path, name_v, tagline_v, parse_accessories(acc), pose_v,
                                     template_v, seed_v, cand_v)
-            return run(request, sess, progress)
+            return run(lambda pipe: pipe(request), sess, progress, request.candidates or g.candidates,
+                       len(request.accessories))
 
         @_readable_errors
         def on_repack(name_v, tagline_v, template_v, sess, progress=gr.Progress()):
             if sess is None or not sess.last:
                 return (gr.skip(),) * (len(outputs) - 1) + (sess,)
+            out = sess.folder / "out"
+            stem = slug(name_v or "figure")
             try:
-                return run(repack_request(sess, name_v, tagline_v, template_v), sess, progress)
-            except InputError as e:
-                if "needs the photo" in str(e) or "generated again" in str(e):
-                    raise InputError("this change needs a new figure (the tagline also dresses it): "
-                                     "press Generate") from None
-                raise
+                return run(lambda pipe: pipe.rerun(sess.run_dir, output=out / f"{stem}.png", pdf=out / f"{stem}.pdf",
+                                                   force=True, name=(name_v or "").strip(),
+                                                   tagline=(tagline_v or "").strip(), template=template_v or None),
+                           sess, progress, 1, 0)
+            except NeedsInputError:
+                raise InputError("this change needs a new figure (the tagline also dresses it): "
+                                 "press Generate") from None
 
         gen_inputs = [photo, name, tagline, pose, template, seed, candidates, session, *acc_boxes]
         # Progress (and an error badge) on the picture and the status only: a failed event
@@ -488,7 +471,7 @@ def serve(cfg: Config, host: str = LOOPBACK, port: int = 7860, *, ready=None) ->
     # 1. Offline switches and the network guard before gradio is imported.
     privacy.go_offline()
     privacy.install_network_guard(allow_loopback=True)
-    workspace = Workspace()
+    workspace = Workspace(cfg)
     os.environ["GRADIO_TEMP_DIR"] = str(workspace.uploads)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     atexit.register(workspace.cleanup)

@@ -395,20 +395,20 @@ def test_bfloat16_make_with_two_candidates_and_two_accessories(tiny_weights, pho
 
 
 def test_second_generate_in_one_process_float16(tiny_weights, photo, tmp_path):
-    """The web UI keeps one ModelCache between clicks: a second make with new accessories and a
+    """The web UI keeps one pipeline between clicks: a second Generate with new accessories and a
     new seed works, and the shared modules keep their dtype and device."""
     from figurine.config import load_config
-    from figurine.make import ModelCache, Request, make
+    from figurine.pipeline import FigurinePipeline
+    from figurine.request import Request
 
     cfg = load_config([TINY_CONFIG], overrides=["runtime.dtype=float16"], weights=tiny_weights)
-    models = ModelCache()
-    first = make(Request(photo=photo, name="Ada", output=tmp_path / "a.png", accessories=["gear"], seed=1),
-                 cfg, models=models)
-    state = module_state(models.generator(cfg).pipe)
-    second = make(Request(photo=photo, name="Ada", output=tmp_path / "b.png", accessories=["cup", "hat"],
-                          seed=2), cfg, models=models)
-    assert module_state(models.generator(cfg).pipe) == state
-    assert {p.dtype for p in models.generator(cfg).pipe.unet.parameters()} == {torch.float16}
+    pipe = FigurinePipeline(cfg)
+    first = pipe(Request(photos=[photo], name="Ada", output=tmp_path / "a.png", accessories=["gear"], seed=1))
+    state = module_state(pipe.generator().pipe)
+    second = pipe(Request(photos=[photo], name="Ada", output=tmp_path / "b.png", accessories=["cup", "hat"],
+                          seed=2))
+    assert module_state(pipe.generator().pipe) == state
+    assert {p.dtype for p in pipe.generator().pipe.unet.parameters()} == {torch.float16}
     assert first.record["resolved"]["seed"] == 1 and second.record["resolved"]["seed"] == 2
     assert len(second.record["stages"]["accessories"]["items"]) == 2
 

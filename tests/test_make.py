@@ -66,8 +66,10 @@ def test_make_writes_package_sidecar_and_run_dir(first_run):
         assert sidecar["timings"][stage] >= 0, stage
     assert "Ada" not in sidecar["prompts"]["figure"]  # the box spells the name; SDXL is not asked to
     run = tmp / "fig.run"
-    for name in ("pose.png", "figure-0.png", "figure-0-matte.png", "package.png", "run.json"):
-        assert (run / name).exists(), name
+    fig = sidecar["stages"]["figure"]
+    for name in (fig["pose_image"], fig["files"][0], fig["mattes"][0], "package.png", "run.json"):
+        assert (run / name).is_file(), name
+    assert fig["files"][0] == f"figure-{fig['key'][:8]}-0.png"  # a stage file's name carries its key
     assert "Energy:" in proc.stdout and "unavailable" in proc.stdout  # no GPU here: said, never 0 J
 
 
@@ -94,13 +96,14 @@ def test_same_seed_gives_identical_pixels(first_run, tiny_weights, photo, tmp_pa
     proc = make(tmp_path, tiny_weights, photo, "--name", "Ada Lovelace", "--tagline", "Analytical Engine Pilot",
                 "--accessory", "brass gear", "--accessory", "punch cards", "--seed", "7")
     assert proc.returncode == 0, proc.stderr
-    for name in ("figure-0.png", "package.png"):
-        a = np.asarray(Image.open(tmp / "fig.run" / name))
-        b = np.asarray(Image.open(tmp_path / "fig.run" / name))
-        assert np.array_equal(a, b), name
+    first, second = (json.loads((t / "fig.run" / "run.json").read_text()) for t in (tmp, tmp_path))
+    for a_name, b_name in ((first["stages"]["figure"]["files"][0], second["stages"]["figure"]["files"][0]),
+                           ("package.png", "package.png")):
+        a = np.asarray(Image.open(tmp / "fig.run" / a_name))
+        b = np.asarray(Image.open(tmp_path / "fig.run" / b_name))
+        assert np.array_equal(a, b), a_name
     # The photo is known to each run only by a hash salted per run: the same photo in two runs
     # gives two unrelated values (an unsalted hash would match, and identify the photo anywhere).
-    first, second = (json.loads((t / "fig.run" / "run.json").read_text()) for t in (tmp, tmp_path))
     keys = [r["stages"]["figure"]["inputs"]["photo"] for r in (first, second)]
     assert first["salt"] != second["salt"] and keys[0] != keys[1] and all(len(k) == 16 for k in keys)
 
@@ -131,7 +134,7 @@ def test_a_changed_accessory_regenerates_only_that_one(first_run, tiny_weights, 
     proc = run_figurine("make", "--run", run, "--accessory", "brass gear", "--accessory", "tea cup",
                         "--weights", tiny_weights, "-o", tmp_path / "new.png", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "reusing accessories ['brass gear']; generating ['tea cup']" in proc.stderr
+    assert "reusing accessories ['brass gear']; generating ['tea cup']" in proc.stdout
     record = json.loads((run / "run.json").read_text())
     assert "figure" in record["reused"]
     items = record["stages"]["accessories"]["items"]

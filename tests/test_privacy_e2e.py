@@ -60,12 +60,13 @@ def test_make_tries_no_outbound_connection_under_strace(tmp_path, tiny_weights, 
 def test_make_in_process_under_the_guard_makes_zero_attempts(tmp_path, tiny_weights, photo):
     from figurine import privacy
     from figurine.config import load_config
-    from figurine.make import Request, make
+    from figurine.pipeline import FigurinePipeline
+    from figurine.request import Request
 
     privacy.go_offline()
     with privacy.install_network_guard() as guard:
         cfg = load_config([TINY_CONFIG], weights=tiny_weights)
-        make(Request(photo=photo, name="Ada", output=tmp_path / "fig.png"), cfg)
+        FigurinePipeline(cfg)(Request(photos=[photo], name="Ada", output=tmp_path / "fig.png"))
         assert guard.attempts == []
     assert (tmp_path / "fig.png").exists()
 
@@ -143,7 +144,7 @@ def test_ctrl_c_leaves_no_partial_files(tmp_path, tiny_weights, photo):
     proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_dir = out / "fig.run"
     deadline = time.monotonic() + 120
-    while not (run_dir / "pose.png").exists() and time.monotonic() < deadline and proc.poll() is None:
+    while not any(run_dir.glob("pose-*.png")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
     assert proc.poll() is None, "make finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)

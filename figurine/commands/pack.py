@@ -20,8 +20,8 @@ from pathlib import Path
 
 from figurine.errors import InputError
 
-SIZES = ("social", "story")
-MAX_ACCESSORIES = 4
+from figurine.limits import MAX_ACCESSORY_SLOTS as MAX_ACCESSORIES
+from figurine.limits import SIZES
 
 
 def add_parser(sub):
@@ -39,7 +39,7 @@ def add_parser(sub):
                    dest="accessory_images", help="accessory picture for the tray (repeat, up to 4)")
     p.add_argument("--template", default=None,
                    help="template name (see configs/packaging/) or a .toml path (default: classic-blister)")
-    p.add_argument("--size", choices=SIZES, default=None,
+    p.add_argument("--size", choices=list(SIZES), default=None,
                    help="social (1080x1350, default) or story (1080x1920)")
     p.add_argument("--edition", type=int, default=None, help="edition number printed on the box")
     p.add_argument("-o", "--output", default=None, metavar="OUT.png",
@@ -78,17 +78,17 @@ def _repack(args) -> int:
     """`pack --run RUN_DIR`: the cached figure and accessories in a new box, in well under a second."""
     import time
 
-    from figurine.config import load_config
-    from figurine.make import load_record, repack, slug
+    from figurine.pipeline import FigurinePipeline
 
     if args.figure or args.accessory_images:
         raise InputError("--run takes the figure and accessories from the run; drop FIGURE/--accessory-image")
+    if args.brand:
+        raise InputError("--brand is not available with --run (the run's template sets the brand line)")
     t0 = time.perf_counter()
-    name = args.name or load_record(args.run).get("request", {}).get("name") or "figure"
-    output = Path(args.output) if args.output else args.run.parent / f"{slug(name)}.png"
-    result = repack(args.run, load_config(), output, name=args.name, tagline=args.tagline,
-                    template=args.template, size=args.size, pdf=Path(args.pdf) if args.pdf else None,
-                    edition=args.edition, force=args.force)
+    pipe = FigurinePipeline.for_run(args.run)
+    result = pipe.rerun(args.run, output=Path(args.output) if args.output else None,
+                        pdf=Path(args.pdf) if args.pdf else None, force=args.force, name=args.name,
+                        tagline=args.tagline, template=args.template, size=args.size, edition=args.edition)
     print(f"wrote {result.output} from {args.run} in {time.perf_counter() - t0:.2f} s (no model loaded)")
     return 0
 
