@@ -5,9 +5,11 @@
     print(cfg.generation.steps, cfg.path("model.base"))
 
 Layering: configs/default.toml, then each --config FILE in order, then each --set key=value.
+A --config that names no file but a shipped config ("tiny", "bench-4step") reads that one from
+figurine's configs/ (figurine/data.py says where that is, in a clone or an installed package).
 A file only needs the keys it changes. Unknown sections or keys are an error that names them,
-and so is a value of the wrong type. Model paths are relative to the weights root
-(--weights DIR, else $FIGURINE_WEIGHTS, else ./weights); absolute paths are used as they are.
+and so is a value of the wrong type. Model paths are relative to the weights root (--weights
+DIR, else $FIGURINE_WEIGHTS, else ./weights; figurine/data.py); absolute paths are used as is.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from figurine import limits
+from figurine.data import config_dir, config_file, shipped_configs
+from figurine.data import weights_root as resolve_weights_root
 from figurine.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = config_dir()
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
 
 
@@ -212,7 +216,8 @@ def read_toml(path: Path) -> dict:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"config file not found: {path}",
+                          hint=f"or name a shipped one: {', '.join(shipped_configs())}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
 
@@ -233,11 +238,10 @@ def load_config(
     if stored is not None:
         apply(cfg, stored_settings(stored), "stored settings")
     for f in files:
-        apply(cfg, read_toml(Path(f)), str(f))
+        apply(cfg, read_toml(config_file(f)), str(f))
     for line in overrides:
         apply(cfg, parse_override(line), f"--set {line}")
-    root = weights or os.environ.get("FIGURINE_WEIGHTS") or "weights"
-    cfg.weights_root = Path(os.path.expanduser(str(root)))
+    cfg.weights_root = resolve_weights_root(weights)
     validate(cfg)
     return cfg
 

@@ -14,6 +14,10 @@ Built-in presets live in configs/poses/<name>.json:
     {"name": "hero", "description": "...", "aspect": 1.0,
      "keypoints": {"nose": [0.5, 0.14], "neck": [0.5, 0.23], ..., "r_ear": null}}
 
+Your own presets go in ~/.config/figurine/poses/<name>.json (or $FIGURINE_HOME/poses/; see
+figurine/data.py): listed and loaded by name with the built-in ones and checked by the same code.
+A built-in name wins a clash. "name", where a file has it, must be the file's name.
+
 Rendering draws the colour scheme the OpenPose ControlNets were trained on (the 17 limbs and 18
 joint colours of controlnet_aux's `draw_bodypose`: limbs at 60 % of their colour, joints at full
 colour, on black). The figure is fitted into the canvas with its proportions kept, so a portrait
@@ -33,11 +37,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from figurine.data import config_dir, named_files
 from figurine.errors import InputError, WeightsError
 
 log = logging.getLogger(__name__)
 
-POSES_DIR = Path(__file__).resolve().parent.parent / "configs" / "poses"
+POSES_DIR = config_dir() / "poses"
 BODY_WEIGHTS = "body_pose_model.safetensors"
 
 KEYPOINT_NAMES = (
@@ -108,22 +113,25 @@ class PosePreset:
 # Presets
 
 
-def list_presets(directory: Path = POSES_DIR) -> list[PosePreset]:
-    """The built-in poses, sorted by name."""
+def list_presets(directory: Path | None = None) -> list[PosePreset]:
+    """The built-in poses and the user's own, sorted by name (`directory`: that folder only)."""
     presets = []
-    for path in sorted(Path(directory).glob("*.json")):
-        data = _read_json(path)
-        presets.append(PosePreset(path.stem, str(data.get("description", "")), path))
+    for name, path in named_files("poses", directory).items():
+        raw = _read_json(path)
+        presets.append(PosePreset(name, str(raw.get("description", "")), path))
     return presets
 
 
-def load_preset(name: str, directory: Path = POSES_DIR) -> Pose:
-    """A built-in pose by name; an unknown name is an InputError listing the known ones."""
-    path = Path(directory) / f"{name}.json"
-    if not name or "/" in name or "\\" in name or not path.is_file():
-        known = ", ".join(p.name for p in list_presets(directory)) or "none"
-        raise InputError(f"unknown pose '{name}' (available: {known})")
-    return pose_from_dict(_read_json(path), name=name, origin=str(path))
+def load_preset(name: str, directory: Path | None = None) -> Pose:
+    """A pose by name (built-in or the user's own); an unknown name is an InputError listing the known ones."""
+    known = named_files("poses", directory)
+    if name not in known:
+        raise InputError(f"unknown pose '{name}' (available: {', '.join(known) or 'none'})")
+    path = known[name]
+    raw = _read_json(path)
+    if raw.get("name", name) != name:
+        raise InputError(f"{path}: 'name' is {raw['name']!r}, but the file is {name}.json")
+    return pose_from_dict(raw, name=name, origin=str(path))
 
 
 def pose_from_dict(data: dict, name: str = "custom", origin: str = "pose") -> Pose:

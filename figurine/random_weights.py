@@ -20,8 +20,8 @@ Nothing is written to disk. The pictures are noise.
 time): that is how the CPU tests check the full-size shapes (UNet about 2.57 B parameters,
 ControlNet about 1.25 B) without running them.
 
-scripts/make_tiny_weights.py builds its tiny tree with the same `build_components`, from
-configs/arch-tiny/ (TINY_ARCH_DIR): one definition of the tiny model.
+figurine/tiny/weights.py (behind scripts/make_tiny_weights.py) builds its tiny tree with the
+same `build_components`, from configs/arch-tiny/ (TINY_ARCH_DIR): one definition of the tiny model.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ from pathlib import Path
 
 import torch
 
+from figurine.data import config_dir
 from figurine.errors import ConfigError
 
-ARCH_DIR = Path(__file__).resolve().parent.parent / "configs" / "arch"
-TINY_ARCH_DIR = ARCH_DIR.parent / "arch-tiny"
+ARCH_DIR = config_dir() / "arch"
+TINY_ARCH_DIR = config_dir() / "arch-tiny"
 ARCH_FILES = ("unet", "controlnet", "vae", "text_encoder", "text_encoder_2", "faceid", "scheduler")
 
 # Published sizes, for the tests and for a sanity line in the bench report.

@@ -248,45 +248,12 @@ def template_previews() -> list[tuple[object, str]]:
 
 
 def example_figure():
-    """(figure RGBA, [accessory RGBA]) for the template previews.
-
-    scripts/draw_example_figure.py (in a source checkout) draws a toy figure; without it a
-    silhouette is drawn from the 'hero' pose. Either is cut out by the real matte stage.
-    """
-    import importlib.util
-
+    """(figure RGBA, [accessory RGBA]) for the template previews: the toy figure and mug of
+    figurine/example.py, cut out by the real matte stage."""
     from figurine import matte
+    from figurine.example import accessory, figure
 
-    script = Path(__file__).resolve().parent.parent / "scripts" / "draw_example_figure.py"
-    if script.is_file():
-        spec = importlib.util.spec_from_file_location("_figurine_example_figure", script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return (matte.cut_out(module.figure(384, 512)),
-                [matte.cut_out(module.accessory("mug", 192))])
-    return matte.cut_out(_silhouette()), []
-
-
-def _silhouette():
-    """A plastic-coloured figure drawn along the 'hero' skeleton on the matte's backdrop."""
-    from PIL import Image, ImageDraw
-
-    from figurine.matte import BACKDROP_RGB
-    from figurine.pose import load_preset, pose_to_pixels
-
-    w, h = 384, 512
-    image = Image.new("RGB", (w, h), BACKDROP_RGB)
-    draw = ImageDraw.Draw(image)
-    points = pose_to_pixels(load_preset("hero"), w, h)
-    limbs = [(1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (1, 11), (8, 9), (9, 10),
-             (11, 12), (12, 13), (8, 11)]
-    for a, b in limbs:
-        if points[a] and points[b]:
-            draw.line([points[a], points[b]], fill=(196, 38, 44), width=26, joint="curve")
-    if points[0]:
-        x, y = points[0]
-        draw.ellipse([x - 28, y - 34, x + 28, y + 30], fill=(236, 188, 150))
-    return image
+    return matte.cut_out(figure(384, 512)), [matte.cut_out(accessory("mug", 192))]
 
 
 # ---------------------------------------------------------------------------------------------

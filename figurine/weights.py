@@ -41,9 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from figurine.data import MANIFEST as MANIFEST_NAME, config_dir
 from figurine.errors import WeightsError
 
-MANIFEST = Path(__file__).resolve().parent.parent / "configs" / "weights.toml"
+MANIFEST = config_dir() / MANIFEST_NAME
 HASH_CACHE = ".figurine-hashes.json"  # sha256 by (path, size, mtime_ns), so runs do not re-hash
 VERIFIED = ".figurine-verified.json"  # hashes recorded at fetch time for converted/unpinned files
 INCOMING = ".figurine-incoming"  # fetch's staging folder, removed when fetch ends

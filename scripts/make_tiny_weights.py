@@ -1,121 +1,17 @@
 """Write a complete figurine weights tree with tiny random models and the real file layout.
 
-    python scripts/make_tiny_weights.py /tmp/tiny-weights
-    figurine make photo.jpg --name Ada --weights /tmp/tiny-weights --config configs/tiny.toml
+    python scripts/make_tiny_weights.py /tmp/tiny-weights [--seed N] [--annotators]
 
-Every loader in figurine runs on this tree exactly as on the real weights (same folders, file
-names, fp16 variants, config files, state-dict keys, ONNX signatures); only the numbers are
-random, so the pictures are noise. Takes a few seconds on a CPU and about 10 MB of disk.
-
-The models are built by figurine.random_weights.build_components from configs/arch-tiny/, the
-same builder `figurine bench --random-weights` uses at full size: one definition of each shape.
-No layer is left at zero (diffusers starts a ControlNet's outputs at zero): the pose, the face
-adapter, its LoRA and the VAE all change the picture, so tests comparing outputs can see them.
-
-Layout (see configs/weights.toml for the real files):
-    sdxl-base/                 StableDiffusionXLPipeline folder, fp16 variant files
-    sdxl-vae-fp16-fix/         AutoencoderKL (its own random weights, no upcast)
-    controlnet-openpose-sdxl/  ControlNetModel
-    ip-adapter-faceid/ip-adapter-faceid_sdxl.safetensors   FaceID projection, to_k_ip/to_v_ip, LoRA
-    insightface/buffalo_l/     det_10g.onnx, w600k_r50.onnx (synthetic; see tiny_insightface.py)
-    birefnet-lite/model.onnx   the learned cut-out's signature (synthetic; see tiny_birefnet.py)
-    annotators/                body_pose_model.safetensors, with --annotators (tiny_annotators.py)
-    birefnet-lite/model.onnx   the learned cut-out's graph signature, fixed layers (tiny_birefnet.py)
-    depth-anything-v2-small/   Depth Anything V2 for `figurine print3d`, with --depth (tiny_depth.py)
+The builder is figurine/tiny/weights.py (also `python -m figurine.tiny.weights DIR`); this
+script runs it from a clone, with the clone's figurine first on the path.
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import sys
 from pathlib import Path
 
-import torch
-from safetensors.torch import save_file
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from figurine import random_weights  # noqa: E402  (the shared builder)
-
-
-def write_tokenizer(folder: Path) -> None:
-    """The real repos' tokenizer files: vocab.json, merges.txt (no merges here), tokenizer_config.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "tokenizer.json").unlink(missing_ok=True)
-    (folder / "special_tokens_map.json").write_text(json.dumps({
-        "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
-        "pad_token": "<|endoftext|>",
-    }, indent=2))
-    (folder / "vocab.json").write_text(json.dumps(random_weights.byte_level_vocab()))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "bos_token": "<|startoftext|>",
-        "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
-    }, indent=2))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("directory", type=Path, help="weights root to write (created if missing)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--annotators", action="store_true",
-                        help="also write the OpenPose body annotator (real architecture: ~105 MB)")
-    parser.add_argument("--depth", action="store_true",
-                        help="also write a tiny Depth Anything V2 for figurine print3d (~0.7 MB)")
-    args = parser.parse_args(argv)
-    root: Path = args.directory
-
-    import diffusers
-    from diffusers import AutoencoderKL, StableDiffusionXLPipeline
-
-    import transformers
-
-    diffusers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()  # one line of output, not a bar per model
-    arch_dir = random_weights.TINY_ARCH_DIR
-    # 1. Every model from configs/arch-tiny, in float32, then saved as the real repos store them.
-    parts = random_weights.build_components(torch.float32, "cpu", arch_dir, seed=args.seed)
-    faceid = parts.pop("faceid")
-    # SDXL base's own VAE upcasts to fp32 (force_upcast); the fp16-fix one (from arch) does not.
-    torch.manual_seed(args.seed + 1)
-    base_vae = AutoencoderKL(**{**random_weights.read_arch("vae", arch_dir), "force_upcast": True})
-    base = StableDiffusionXLPipeline(
-        vae=base_vae, text_encoder=parts["text_encoder"], text_encoder_2=parts["text_encoder_2"],
-        tokenizer=parts["tokenizer"], tokenizer_2=parts["tokenizer_2"], unet=parts["unet"],
-        scheduler=parts["scheduler"],
-    )
-    base.to(torch.float16).save_pretrained(root / "sdxl-base", variant="fp16")
-    for name in ("tokenizer", "tokenizer_2"):
-        write_tokenizer(root / "sdxl-base" / name)
-    # 2. The fp16-fix VAE and the OpenPose ControlNet.
-    parts["vae"].to(torch.float16).save_pretrained(root / "sdxl-vae-fp16-fix")
-    parts["controlnet"].to(torch.float16).save_pretrained(root / "controlnet-openpose-sdxl")
-    # 3. The FaceID adapter, as h94's file has it once converted (flat image_proj.* / ip_adapter.*).
-    (root / "ip-adapter-faceid").mkdir(parents=True, exist_ok=True)
-    adapter = random_weights.faceid_state_dict(
-        parts["unet"], lora_rank=faceid["lora_rank"], num_tokens=faceid["num_tokens"],
-        id_dim=faceid["id_embedding_dim"], hidden_dim=faceid["hidden_dim"], dtype=torch.float16, seed=1,
-        std=0.1, lora_std=0.25)
-    save_file(adapter, root / "ip-adapter-faceid" / "ip-adapter-faceid_sdxl.safetensors")
-    # 4. insightface's buffalo_l pack, the cut-out model and the OpenPose annotator, synthetic.
-    from tiny_birefnet import write_model
-    from tiny_insightface import write_pack
-
-    write_pack(root / "insightface" / "buffalo_l")
-    write_model(root / "birefnet-lite" / "model.onnx")
-    if args.annotators:
-        from tiny_annotators import write_annotators
-
-        write_annotators(root / "annotators")
-    if args.depth:
-        from tiny_depth import write_depth
-
-        write_depth(root / "depth-anything-v2-small")
-    print(f"tiny weights written to {root}")
-    return 0
-
+from figurine.tiny.weights import main, write_tokenizer, write_tree  # noqa: E402, F401
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,43 +1,14 @@
-"""A random OpenPose body annotator with the real architecture, for the tiny weights tree.
+"""A random OpenPose body annotator with the real architecture (figurine/tiny/annotators.py).
 
-    from tiny_annotators import write_annotators
-    write_annotators("weights-tiny/annotators")   # -> annotators/body_pose_model.safetensors
-
-The file has the layout `figurine weights fetch` produces from lllyasviel/Annotators'
-body_pose_model.pth: the checkpoint's own tensor names ("conv1_1.weight", ...), converted to
-safetensors. The weights are random (seeded), so figurine's real loading and estimator code
-runs on it and finds no person in any photo. The network cannot be made smaller without
-changing its architecture: 52.3 M parameters, about 105 MB in float16 (209 MB in float32).
+    python scripts/tiny_annotators.py DIR         # DIR/body_pose_model.safetensors
 """
-
-from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-FILENAME = "body_pose_model.safetensors"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def write_annotators(directory: str | Path, seed: int = 0, dtype: str = "float16") -> Path:
-    """Write <directory>/body_pose_model.safetensors and return its path."""
-    import torch
-    from controlnet_aux.open_pose.model import bodypose_model
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    net = bodypose_model()
-    # The network names its tensors "model0.conv1_1.weight"; the published checkpoint drops the
-    # first part ("conv1_1.weight"), and so does this file.
-    tensors = {
-        key.split(".", 1)[1]: value.to(getattr(torch, dtype)).contiguous()
-        for key, value in net.state_dict().items()
-    }
-    path = directory / FILENAME
-    save_file(tensors, str(path), metadata={"format": "pt", "note": "random tiny-weights stand-in"})
-    return path
-
+from figurine.tiny.annotators import FILENAME, main, write_annotators  # noqa: E402, F401
 
 if __name__ == "__main__":
-    print(write_annotators(sys.argv[1] if len(sys.argv) > 1 else "annotators"))
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Packaging templates: TOML files in configs/packaging/, checked against the keys below.
+"""Packaging templates: TOML files in configs/packaging/ (and the user's own), checked against the keys below.
 
     from figurine.packaging.template import list_templates, load_template
     list_templates()                      # ['classic-blister', 'collector-window', ...]
@@ -8,8 +8,10 @@
 A template is plain data: sizes and boxes in millimetres from the package's top-left corner,
 colours as "#rrggbb", and a choice among the drawing styles the renderer knows (card art,
 bubble or window, tray style, badge shapes). To make a new package, copy a template, change it,
-and pass its path (or drop it in configs/packaging/). Every key is listed with its default in
-DEFAULTS; an unknown key or a wrong type is a ConfigError naming the file and the key.
+and pass its path, or drop it in your own folder (~/.config/figurine/packaging/NAME.toml, or
+$FIGURINE_HOME/packaging/; see figurine/data.py) to use it by NAME. Every key is listed with its
+default in DEFAULTS; an unknown key or a wrong type is a ConfigError naming the file and the key,
+for a user's template exactly as for a shipped one. A shipped name wins a clash.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from figurine.data import config_dir, named_files
 from figurine.errors import ConfigError, InputError
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "configs" / "packaging"
+TEMPLATE_DIR = config_dir() / "packaging"
 
 BOX = [0.0, 0.0, 0.0, 0.0]  # x, y, w, h in mm; w == 0 means "not drawn"
 
@@ -96,18 +99,19 @@ Template = dict  # a checked, defaults-filled template: plain nested dicts
 
 
 def list_templates() -> list[str]:
-    """Names of the templates shipped in configs/packaging/."""
-    return sorted(p.stem for p in TEMPLATE_DIR.glob("*.toml"))
+    """Names of the templates shipped in configs/packaging/ and of the user's own (data.py)."""
+    return list(named_files("packaging"))
 
 
 def load_template(name: str) -> Template:
-    """A template by name (configs/packaging/NAME.toml) or by path to a .toml file."""
+    """A template by name (shipped, or the user's own) or by path to a .toml file."""
     path = Path(name)
     if not (name.endswith(".toml") or path.is_file()):
-        path = TEMPLATE_DIR / f"{name}.toml"
-        if not path.is_file():
+        known = named_files("packaging")
+        if name not in known:
             raise InputError(f"unknown template '{name}'",
-                             hint=f"choose one of: {', '.join(list_templates())}, or a .toml path")
+                             hint=f"choose one of: {', '.join(known)}, or a .toml path")
+        path = known[name]
     if not path.is_file():
         raise InputError(f"template file not found: {path}")
     try:

@@ -12,7 +12,7 @@ The model is transformers' own DepthAnythingForDepthEstimation with its DPTImage
 published in depth-anything/Depth-Anything-V2-Small-hf (Apache-2.0; pinned in
 configs/weights.toml, fetched with `figurine weights fetch --optional`). Nothing is downloaded
 here: both load with local_files_only from the weights folder. Tests run the same code on a
-tiny random model of the same architecture (scripts/tiny_depth.py).
+tiny random model of the same architecture (figurine/tiny/depth.py).
 
 1. Check the folder: the three files present, config.json a plain JSON object naming this
    architecture (the folder is untrusted), the safetensors header sound.
