@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from figurine.matte import cut_out  # noqa: E402
-from figurine.packaging import PackText, export_pdf, list_templates, render  # noqa: E402
+from figurine.packaging import PackText, export_pdf, list_templates, render_image  # noqa: E402
 
 
 def _draw_module():
@@ -82,7 +82,7 @@ def main() -> None:
     worst_png = worst_pdf = 0.0
     for name in args.template or list_templates():
         def png():
-            return render(figure, accessories, text, name, "social", edition=42)
+            return render_image(figure, accessories, text, name, "social", edition=42)
 
         def png_encoded():
             png().save(io.BytesIO(), "PNG")

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from figurine import watermark as wm  # noqa: E402
 from figurine.matte import cut_out  # noqa: E402
-from figurine.packaging import PackText, list_templates, render  # noqa: E402
+from figurine.packaging import PackText, list_templates, render_image  # noqa: E402
 from tests.photos import make_face_photo  # noqa: E402
 
 
@@ -82,7 +82,7 @@ def pictures(quick: bool) -> tuple[list, list]:
     accessories = [cut_out(draw.accessory(k)) for k in ("mug", "laptop", "cat")]
     text = PackText("Ada Lovelace", "Analytical Engine Pilot")
     templates = list_templates()[:1] if quick else list_templates()
-    packages = [(f"{t} {size}", render(figure, accessories, text, t, size))
+    packages = [(f"{t} {size}", render_image(figure, accessories, text, t, size))
                 for t in templates for size in (["social"] if quick else ["social", "story"])]
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"wm-bench-{os.getpid()}"
     tmp.mkdir(exist_ok=True)

@@ -237,7 +237,7 @@ def template_previews() -> list[tuple[object, str]]:
     previews = []
     for name in packaging.list_templates():
         try:
-            image = packaging.render_package(figure, items, text, template=name, size="social")[0]
+            image = packaging.render_image(figure, items, text, template=name, size="social")
         except FigurineError as e:  # a broken template should not take the page down
             log.warning("template %s: no preview (%s)", name, e)
             continue

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Make the example packages in docs/examples/ (one per template) with `figurine pack`.
-#   bash scripts/make_examples.sh
+#   bash scripts/make_examples.sh            # into docs/examples/
+#   bash scripts/make_examples.sh OUT_DIR    # the same pictures elsewhere (tests/test_packaging.py
+#                                            # checks they match the committed ones pixel for pixel)
 # The figure and accessories are drawn by scripts/draw_example_figure.py (the project's own
 # drawing, free to redistribute); each package is rendered at 1080x1350 and then reduced to a
 # 540x675 PNG (under 300 KB each) to keep the repository small.
 set -euo pipefail
+out=${1:-}
+if [ -n "$out" ]; then mkdir -p "$out" && out=$(cd "$out" && pwd); fi
 cd "$(dirname "$0")/.."
-out=docs/examples
+out=${out:-docs/examples}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

@@ -1,7 +1,10 @@
 """Packaging: every template renders, text stays in its box, the barcode scans, the PDF has the
-print geometry, renders are reproducible, and bad text is refused with one clear line."""
+print geometry, renders are reproducible (the committed docs/examples re-render pixel for
+pixel), and bad text is refused with one clear line."""
 
+import importlib
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,12 +16,13 @@ import zxingcpp
 from PIL import Image, ImageDraw
 
 from figurine.errors import ConfigError, InputError
-from figurine.packaging import (PackText, export_pdf, list_templates, load_template, render,
+from figurine.packaging import (PackText, export_pdf, list_templates, load_template, render_image,
                                 render_package, validate_text)
 from figurine.packaging.barcode import check_digit, ean13_for, ean13_modules
 from figurine.packaging.template import TEMPLATE_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "docs" / "examples"
 TEMPLATES = list_templates()
 NAMES = {
     "1": "Q",
@@ -131,7 +135,7 @@ def test_story_size():
 
 def test_renders_are_identical():
     text = PackText("Ada Lovelace", TAGLINE)
-    a, b = (render(FIGURE, [_accessory(0)], text, "fashion-doll", edition=3) for _ in range(2))
+    a, b = (render_image(FIGURE, [_accessory(0)], text, "fashion-doll", edition=3) for _ in range(2))
     ba, bb = io.BytesIO(), io.BytesIO()
     a.save(ba, "PNG")
     b.save(bb, "PNG")
@@ -139,10 +143,53 @@ def test_renders_are_identical():
 
 
 def test_text_and_edition_change_the_picture():
-    a = render(FIGURE, [], PackText("Ada"), "vintage-80s", edition=1)
-    b = render(FIGURE, [], PackText("Ada"), "vintage-80s", edition=2)
-    c = render(FIGURE, [], PackText("Bob"), "vintage-80s", edition=1)
+    a = render_image(FIGURE, [], PackText("Ada"), "vintage-80s", edition=1)
+    b = render_image(FIGURE, [], PackText("Ada"), "vintage-80s", edition=2)
+    c = render_image(FIGURE, [], PackText("Bob"), "vintage-80s", edition=1)
     assert a.tobytes() != b.tobytes() and a.tobytes() != c.tobytes()
+
+
+# -- the committed examples ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def remade_examples(tmp_path_factory):
+    """docs/examples made again by scripts/make_examples.sh itself (`figurine pack` and the
+    reduction to 540x675), into a temporary folder; `python3` is this test's interpreter."""
+    out = tmp_path_factory.mktemp("examples")
+    bin_dir = tmp_path_factory.mktemp("bin")
+    shim = bin_dir / "python3"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    shim.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "make_examples.sh"), str(out)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_examples_script_makes_every_committed_picture(remade_examples):
+    assert sorted(p.name for p in remade_examples.iterdir()) == sorted(p.name for p in EXAMPLES.glob("*.png"))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.png")))
+def test_committed_examples_rerender_pixel_for_pixel(remade_examples, name):
+    with Image.open(EXAMPLES / name) as a, Image.open(remade_examples / name) as b:
+        assert (b.mode, b.size) == (a.mode, a.size)
+        committed, remade = np.asarray(a, np.int16), np.asarray(b, np.int16)
+    diff = np.abs(committed - remade).reshape(committed.shape[0], committed.shape[1], -1).max(axis=2)
+    ys, xs = np.nonzero(diff)
+    assert len(xs) == 0, (f"{name}: {len(xs)} pixels differ (by up to {diff.max()}) within x {xs.min()}-{xs.max()}, "
+                          f"y {ys.min()}-{ys.max()}; if the change is meant, run `bash scripts/make_examples.sh` "
+                          "and commit the pictures")
+
+
+def test_public_names_and_the_render_submodule():
+    import figurine.packaging as packaging
+
+    for name in packaging.__all__:
+        assert hasattr(packaging, name), name
+    # `figurine.packaging.render` is the composition module, not a function shadowing it.
+    assert packaging.render is importlib.import_module("figurine.packaging.render")
+    assert packaging.render.render_package is packaging.render_package
 
 
 # -- print PDF ----------------------------------------------------------------------------------
@@ -194,7 +241,7 @@ def test_bad_text_is_refused_with_one_line(name, tagline, words):
         validate_text(name, tagline)
     assert words in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(InputError):
-        render(FIGURE, [], PackText(name, tagline), "classic-blister")
+        render_image(FIGURE, [], PackText(name, tagline), "classic-blister")
 
 
 def test_text_that_cannot_fit_a_template_is_refused(tmp_path):
@@ -214,7 +261,7 @@ def test_greek_and_cyrillic_render():
 
 def test_too_many_accessories():
     with pytest.raises(InputError, match="at most 4"):
-        render(FIGURE, [_accessory(i) for i in range(5)], PackText("Ada"), "classic-blister")
+        render_image(FIGURE, [_accessory(i) for i in range(5)], PackText("Ada"), "classic-blister")
 
 
 # -- templates as data --------------------------------------------------------------------------

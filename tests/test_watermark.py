@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from figurine import watermark as wm
-from figurine.packaging import PackText, render
+from figurine.packaging import PackText, render_image
 from tests.photos import make_face_photo, make_two_face_photo
 
 
@@ -28,7 +28,7 @@ def _figure() -> Image.Image:
 
 @pytest.fixture(scope="module")
 def package() -> Image.Image:
-    return render(_figure(), [], PackText("Ada Lovelace", "Analytical Engine Pilot"), "classic-blister")
+    return render_image(_figure(), [], PackText("Ada Lovelace", "Analytical Engine Pilot"), "classic-blister")
 
 
 @pytest.fixture(scope="module")

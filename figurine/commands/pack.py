@@ -101,7 +101,7 @@ def pack_files(figure_path, accessory_paths, text, template: str = "classic-blis
     `figure_path` and `accessory_paths` may also be PIL images (figurine make passes its
     in-memory cut-outs)."""
     from figurine.outputs import atomic_write
-    from figurine.packaging import export_pdf, load_template, open_picture, render
+    from figurine.packaging import export_pdf, load_template, open_picture, render_image
     from figurine.packaging.render import check_fit
 
     # 1. Check everything before drawing anything.
@@ -124,7 +124,7 @@ def pack_files(figure_path, accessory_paths, text, template: str = "classic-blis
     # 3. Render and write.
     written = []
     if out_png is not None:
-        image = render(figure, accessories, text, tmpl, size, edition)
+        image = render_image(figure, accessories, text, tmpl, size, edition)
         atomic_write(Path(out_png), lambda f: image.save(f, "PNG", optimize=False), force=force)
         written.append(str(out_png))
     if out_pdf is not None:

@@ -23,6 +23,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 Color = tuple[float, float, float]
+BLACK: Color = (0.0, 0.0, 0.0)
+WHITE: Color = (1.0, 1.0, 1.0)
 
 
 def hex_color(value: str) -> Color:
@@ -70,6 +72,12 @@ class Canvas:
 
     def mm(self, x_px: float, y_px: float) -> tuple[float, float]:
         return (x_px / self.scale + self.origin[0], y_px / self.scale + self.origin[1])
+
+    def pixel_box(self, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+        """The pixels (x0, y0, x1, y1) that box (x, y, w, h in mm) touches, rounded outwards."""
+        x0, y0 = self.px(box[0], box[1])
+        x1, y1 = self.px(box[0] + box[2], box[1] + box[3])
+        return (int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)), int(np.ceil(y1)))
 
     def region(self, box: tuple[float, float, float, float], pad: float = 0.0) -> Region | None:
         """The pixels covering box (x, y, w, h in mm) grown by pad mm, clipped to the canvas."""
@@ -131,6 +139,16 @@ class Canvas:
         tmp = np.subtract(color, rgb)   # in place: this is the hot loop
         np.multiply(tmp, a[..., None], out=tmp)
         np.add(rgb, tmp, out=rgb)
+
+    def paint_mask(self, mask: np.ndarray, x0: int, y0: int, color, opacity: float = 1.0) -> None:
+        """Paint `color` through a coverage picture (text, a soft shadow) whose top-left corner
+        is at pixel (x0, y0), inside what is already drawn; the part off the canvas is dropped."""
+        h, w = mask.shape
+        X0, Y0, X1, Y1 = max(0, x0), max(0, y0), min(self.w, x0 + w), min(self.h, y0 + h)
+        if X1 <= X0 or Y1 <= Y0:
+            return
+        r = Region(slice(Y0, Y1), slice(X0, X1), np.zeros((1, X1 - X0)), np.zeros((Y1 - Y0, 1)))
+        self.paint(r, mask[Y0 - y0:Y1 - y0, X0 - x0:X1 - x0], color, opacity=opacity, clip=True)
 
     def paint_premultiplied(self, r: Region, rgb_pm: np.ndarray, a: np.ndarray,
                             clip: bool = False) -> None:
