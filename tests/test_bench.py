@@ -204,5 +204,7 @@ def test_speedups_match_the_plain_path_on_tiny_random_weights(tmp_path):
         assert results[change]["latents_rel_l2"] <= tol, results[change]
     assert results["fuse_qkv"]["fused_layers"] > 0
     assert results["fp16_vae"]["vae_dtype"] == "float16"
-    assert results["other_seed"]["latents_rel_l2"] > 100 * tol
+    # The tiny config runs float16 (the GPU users' dtype; tolerance 2e-2): another seed lands ~70x
+    # past it, any real change to the computation far beyond rounding.
+    assert results["other_seed"]["latents_rel_l2"] > 20 * tol
     assert rc == 0

@@ -170,16 +170,23 @@ def test_examples_script_makes_every_committed_picture(remade_examples):
     assert sorted(p.name for p in remade_examples.iterdir()) == sorted(p.name for p in EXAMPLES.glob("*.png"))
 
 
+SIMD_LEVELS = 4
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.png")))
 def test_committed_examples_rerender_pixel_for_pixel(remade_examples, name):
     with Image.open(EXAMPLES / name) as a, Image.open(remade_examples / name) as b:
         assert (b.mode, b.size) == (a.mode, a.size)
         committed, remade = np.asarray(a, np.int16), np.asarray(b, np.int16)
     diff = np.abs(committed - remade).reshape(committed.shape[0], committed.shape[1], -1).max(axis=2)
-    ys, xs = np.nonzero(diff)
-    assert len(xs) == 0, (f"{name}: {len(xs)} pixels differ (by up to {diff.max()}) within x {xs.min()}-{xs.max()}, "
-                          f"y {ys.min()}-{ys.max()}; if the change is meant, run `bash scripts/make_examples.sh` "
-                          "and commit the pictures")
+    # Drawing is deterministic on one machine, but numpy/OpenCV pick SIMD kernels by CPU (AVX-512 or
+    # not), which moves a few thousand pixels of the drawn figure by 1-3 levels between machines.
+    # Any real drawing change moves pixels by far more (a badge, a letter: tens to 255 levels).
+    ys, xs = np.nonzero(diff > SIMD_LEVELS)
+    assert len(xs) == 0, (f"{name}: {len(xs)} pixels differ by more than {SIMD_LEVELS} levels (up to {diff.max()}) "
+                          f"within x {xs.min()}-{xs.max()}, y {ys.min()}-{ys.max()}; if the change is meant, run "
+                          "`bash scripts/make_examples.sh` and commit the pictures")
+    assert (diff > 0).mean() < 0.01, f"{name}: {(diff > 0).mean():.2%} of the pixels differ"
 
 
 def test_public_names_and_the_render_submodule():

@@ -37,6 +37,7 @@ from figurine.packaging.barcode import draw_barcode, ean13_for
 from figurine.packaging.card import draw_card, draw_card_art, draw_side_panel, side_in_perspective
 from figurine.packaging.draw import WHITE, Canvas, _to_u8, blur
 from figurine.packaging.enclosure import draw_bubble, draw_window, place
+from figurine.limits import SIZES  # one source for the picture sizes
 from figurine.packaging.layout import Layout, PackText, TextBox
 from figurine.packaging.lettering import draw_brand, draw_name_and_tagline
 from figurine.packaging.template import Template, load_template
@@ -45,8 +46,6 @@ from figurine.packaging.tray import MAX_ACCESSORIES, draw_tray
 
 __all__ = ["SIZES", "MAX_ACCESSORIES", "PackText", "Layout", "TextBox", "render_package",
            "render_print", "check_fit"]
-
-SIZES = {"social": (1080, 1350), "story": (1080, 1920)}
 
 
 def render_package(figure: Image.Image, accessories: list[Image.Image], text: PackText,

@@ -30,7 +30,7 @@ from figurine.packaging.enclosure import draw_bubble, place
 from figurine.packaging.layout import Layout
 from figurine.packaging.template import Template
 
-MAX_ACCESSORIES = 4  # compartments a tray holds
+from figurine.limits import MAX_ACCESSORY_SLOTS as MAX_ACCESSORIES  # noqa: E402  (compartments a tray holds; one source)
 
 
 def _compartments(box, n: int) -> list[tuple[float, float, float, float]]:
