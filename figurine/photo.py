@@ -49,6 +49,15 @@ def load_photo(path: str | Path, *, min_side: int = MIN_SIDE, max_pixels: int = 
     """Decode `path` into an upright RGB image without metadata, or raise InputError."""
     label = str(path)
     data = read_bytes(Path(path), label)  # 1. the file, checked and read once
+    return decode_photo(data, label, min_side=min_side, max_pixels=max_pixels)
+
+
+def decode_photo(data: bytes, label: str, *, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Steps 2-7 of load_photo on bytes already in memory (a batch row's photo)."""
+    if not data:
+        raise InputError(f"{label} is empty (0 bytes)")
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{label} is {len(data) / 2**20:.0f} MiB; the limit is {MAX_FILE_BYTES // 2**20} MiB")
     image = open_image(data, label)  # 2. header only: format and size
     check_size(image, label, min_side, max_pixels)  # 3. limits before decoding
     decode_first_frame(image, label)  # 4. pixels (first frame of an animation)
