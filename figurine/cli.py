@@ -48,6 +48,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"figurine: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
+    def _check_help(self, action):
+        """Newer Pythons (3.14) format each help text when it is added; a LazyHelp lists its names
+        only when the help is shown (figurine/commands/_common.py), so it is not checked early."""
+        from figurine.commands._common import LazyHelp
+
+        check = getattr(super(), "_check_help", None)
+        if check is not None and not isinstance(action.help, LazyHelp):
+            check(action)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(

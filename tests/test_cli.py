@@ -113,6 +113,19 @@ def test_a_users_own_template_and_pose_are_listed_too(tmp_path):
     assert "my-pose" in proc.stdout
 
 
+def test_the_name_lists_are_made_only_when_help_is_shown(tmp_path):
+    """Every command builds every parser: listing the user's folder then would repeat its
+    warnings on each run. A badly named template warns only where templates are listed."""
+    home = tmp_path / "home"
+    (home / "packaging").mkdir(parents=True)
+    (home / "packaging" / "bad name!.toml").write_text("")
+    env = {"FIGURINE_HOME": str(home)}
+    quiet = run_figurine("poses", env=env)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    listed = run_figurine("pack", "--help", env=env)
+    assert listed.returncode == 0 and "skipping" in listed.stderr and "bad name!.toml" in listed.stderr
+
+
 def test_help_wraps_without_breaking_names_at_hyphens():
     proc = run_figurine("poses", "--help", env={"COLUMNS": "60"})
     assert proc.returncode == 0

@@ -4,8 +4,10 @@
         --accessory-image mug.png --template vintage-80s -o ada.png --pdf ada.pdf
 
 The figure (and each accessory) may be an RGBA cut-out or a picture on a plain backdrop,
-which is keyed out (figurine/matte.py). `figurine make` draws its box with the same renderer;
-`--run RUN_DIR` re-boxes a make run from its cached cut-outs.
+which is keyed out (figurine/matte.py). A picture where nothing stands out from the backdrop
+(or a fully transparent cut-out) is packaged whole with one line naming the file, as `figurine
+make` does. `figurine make` draws its box with the same renderer; `--run RUN_DIR` re-boxes a
+make run from its cached cut-outs.
 
 1. Check the arguments: text, template, input files, outputs (never overwrite without
    --force).
