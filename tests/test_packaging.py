@@ -364,6 +364,21 @@ def test_template_numbers_must_be_finite_and_in_range(tmp_path, edit, message):
         render_image(FIGURE, [], PackText("Ada"), str(path))
 
 
+def test_every_number_a_template_can_set_has_a_range():
+    from figurine.packaging.template import BADGE_DEFAULTS, DEFAULTS, RANGES
+
+    def numeric(defaults, prefix):
+        for key, value in defaults.items():
+            if isinstance(value, dict):
+                yield from numeric(value, f"{prefix}{key}.")
+            elif isinstance(value, (int, float, list)) and not isinstance(value, bool) and key != "badge":
+                yield f"{prefix}{key}"
+
+    keys = list(numeric(DEFAULTS, "")) + list(numeric(BADGE_DEFAULTS, "badge."))
+    assert len(keys) > 50
+    assert [k for k in keys if k not in RANGES] == []
+
+
 def test_the_largest_template_allowed_loads(tmp_path):
     src = (TEMPLATE_DIR / "classic-blister.toml").read_text()
     path = tmp_path / "huge.toml"
