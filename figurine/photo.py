@@ -53,6 +53,8 @@ MAX_FILE_BYTES = 100 * 1024 * 1024  # 100 MiB
 HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError)
+# libheif's other failures as pillow-heif raises them (a security limit it hits: MemoryError).
+HEIF_ERRORS = (RuntimeError, MemoryError)
 
 
 def load_photo(path: str | Path, *, min_side: int = MIN_SIDE, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -114,6 +116,10 @@ def open_image(data: bytes, label: str) -> Image.Image:
         raise unreadable_format(data, label) from None
     except DECODE_ERRORS as error:
         raise damaged(label, error) from None
+    except HEIF_ERRORS as error:
+        if not is_heif(data):
+            raise
+        raise damaged(label, error) from None
 
 
 def unreadable_format(data: bytes, label: str) -> InputError:
@@ -127,7 +133,7 @@ def unreadable_format(data: bytes, label: str) -> InputError:
 
         try:
             pillow_heif.open_heif(io.BytesIO(data))
-        except Exception as error:  # libheif's reason, whatever its type
+        except (*DECODE_ERRORS, *HEIF_ERRORS) as error:  # libheif's reason
             return damaged(label, error)
         return InputError(f"{label} is a HEIC/HEIF file figurine cannot decode; export it as JPEG")
     try:
@@ -157,6 +163,10 @@ def decode_first_frame(image: Image.Image, label: str) -> None:
             image.seek(0)
         image.load()
     except DECODE_ERRORS as error:
+        raise damaged(label, error) from None
+    except HEIF_ERRORS as error:
+        if image.format != "HEIF":
+            raise
         raise damaged(label, error) from None
 
 

@@ -341,3 +341,21 @@ def test_heic_size_limits_are_read_from_the_header(tmp_path):
         load_photo(big, max_pixels=300_000)
     assert str(caught.value).startswith(f"{big} is 600x600 px (0 megapixels), over the 0-megapixel limit")
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize("side, size", [(8000, "8000x8000 px (64 megapixels)"), (100000, "10000 megapixels")])
+def test_a_heic_claiming_a_huge_size_is_refused_from_its_header(tmp_path, side, size):
+    """A decompression bomb in HEIC: a 300x300 picture whose 'ispe' box claims side x side."""
+    data = bytearray(heic_bytes(noise_image((300, 300))))
+    at = data.find(b"ispe")
+    assert struct.unpack(">II", data[at + 8:at + 16]) == (300, 300)
+    data[at + 8:at + 16] = struct.pack(">II", side, side)
+    path = tmp_path / "bomb.heic"
+    path.write_bytes(bytes(data))
+    started = time.perf_counter()
+    with pytest.raises(InputError) as caught:
+        load_photo(path)
+    assert time.perf_counter() - started < 2.0
+    assert str(caught.value) == (f"{path} is {size}, over the {MAX_PIXELS // 10**6}-megapixel limit "
+                                 "(a guard against decompression bombs); downscale it first")
+
