@@ -97,6 +97,7 @@ class Job:
     timings: dict = field(default_factory=dict)
     reused: list = field(default_factory=list)
     meter: object = None
+    labels: dict = field(default_factory=dict)  # stage key -> the user's own file name, for messages (never stored)
 
 
 @dataclass
@@ -432,10 +433,11 @@ class FigurinePipeline:
             self._make_accessories(job, todo, negative=job.prompts.accessory(todo[0]["text"])[1])
         # The user's own pictures: kept as given (cut out in finish), or from the run when none are given.
         if plan.own_items:
-            for i, picture in enumerate(plan.own_items):
+            for i, (picture, path) in enumerate(zip(plan.own_items, req.accessory_images)):
                 buf = io.BytesIO()
                 picture.save(buf, format="PNG")
                 key = digest({"own": i, "pixels": hashlib.sha256(buf.getvalue()).hexdigest()})
+                job.labels[key] = str(path)
                 items.append({"key": key, "text": f"own image {i + 1}", "own_image": True,
                               "raw": job.run.save_bytes(buf.getvalue(), f"accessory-own-{key[:8]}.png")})
         else:
@@ -460,7 +462,7 @@ class FigurinePipeline:
         the matte settings are unchanged."""
         settings = asdict(self.cfg.matte)
         for entry, source, what in [(fig, fig["files"][fig["best"]], "the figure")] + [
-                (i, i["raw"], "your accessory picture" if i.get("own_image") else f"accessory '{i['text']}'")
+                (i, i["raw"], job.labels.get(i["key"], i["text"]) if i.get("own_image") else f"accessory '{i['text']}'")
                 for i in items]:
             key = digest({"picture": entry["key"], "source": source, "matte": settings})
             if entry.get("matte_key") == key and job.run.has(entry.get("matte") or ""):

@@ -448,6 +448,9 @@ def serve(cfg: Config, host: str = LOOPBACK, port: int = 7860, *, ready=None) ->
     if gr.utils.get_upload_folder() != str(workspace.uploads):  # gradio imported earlier elsewhere
         log.warning("gradio was imported before figurine.web.serve; its uploads may go to %s",
                     gr.utils.get_upload_folder())
+    from figurine.photo import heif_reader
+
+    heif_reader()  # Gradio opens uploads with Pillow: iPhone photos (HEIC) too
     try:
         # 2. Build the page (pose and template previews are drawn once, here).
         demo = build_app(cfg, workspace)

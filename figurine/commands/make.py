@@ -14,7 +14,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from figurine.commands._common import add_config_args
+from figurine.commands._common import add_config_args, pose_help, template_help
 from figurine.errors import InputError
 
 # Request fields the command line can set (None / [] = not given).
@@ -37,14 +37,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         f"(at most {limits.MAX_ACCESSORY_SLOTS})")
     p.add_argument("--accessory-image", action="append", dest="accessory_images", type=Path, metavar="IMG",
                    help="your own picture of an accessory instead of a generated one; repeat for more")
-    p.add_argument("--pose", help="pose preset (`figurine poses` lists them)")
+    p.add_argument("--pose", help=pose_help(default="pose.preset in the config"))
     p.add_argument("--pose-from", type=Path, metavar="REF", help="take the pose from a reference photo")
     p.add_argument("--face", type=int, dest="face_index", metavar="N",
                    help="which face to use when the photo has several: 0 = leftmost (default: largest)")
     p.add_argument("--seed", type=int, help="random seed (same seed, same settings: same pixels); -1 = random")
     p.add_argument("--candidates", type=int, metavar="N",
                    help="generate N figures (seeds S, S+1, ...) and package the best likeness")
-    p.add_argument("--template", help="packaging template (`figurine pack --help` lists them)")
+    p.add_argument("--template", help=template_help(default="packaging.template in the config", paths=False))
     p.add_argument("--size", choices=list(limits.SIZES), help="social 1080x1350 or story 1080x1920")
     p.add_argument("--edition", type=int, help="edition number printed on the box (0 to 9999)")
     p.add_argument("-o", "--output", type=Path, metavar="OUT.png",

@@ -24,6 +24,7 @@ from figurine.commands._common import template_help
 from figurine.errors import InputError
 from figurine.limits import MAX_ACCESSORY_SLOTS as MAX_ACCESSORIES
 from figurine.limits import SIZES
+from figurine.request import MAX_EDITION
 
 
 def add_parser(sub):
@@ -58,6 +59,8 @@ def run(args) -> int:
         raise InputError("no FIGURE given", hint="figurine pack FIGURE --name NAME, or --run RUN_DIR")
     if not args.name:
         raise InputError("--name is required (the name printed on the package)")
+    if args.edition is not None and not 0 <= args.edition <= MAX_EDITION:
+        raise InputError(f"edition must be between 0 and {MAX_EDITION}, got {args.edition}")
     from figurine.packaging.render import PackText
 
     args.tagline = args.tagline or ""
