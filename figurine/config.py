@@ -118,7 +118,9 @@ class PackagingConfig:
 @dataclass
 class EnergyConfig:
     grid_intensity: float = 480.0  # g CO2e per kWh; see figurine/energy.py for the source
-    measure_idle: bool = True
+    measure_idle: bool = True  # measure the GPU's baseline power before and after (see docs/energy.md)
+    settle_seconds: float = 2.0  # quiet time before each baseline measurement
+    baseline_seconds: float = 3.0  # how long each baseline is measured
 
 
 @dataclass
@@ -284,7 +286,8 @@ RANGES = {
     "pose.limb_width": (1, 256), "pose.point_radius": (0, 256),
     "accessories.width": (64, 4096), "accessories.height": (64, 4096), "accessories.steps": (1, 500),
     "accessories.guidance": (0.0, 50.0), "accessories.batch": (1, 16),
-    "energy.grid_intensity": (0.0, 5000.0),
+    "energy.grid_intensity": (0.0, 5000.0), "energy.settle_seconds": (0.0, 60.0),
+    "energy.baseline_seconds": (0.5, 60.0),
 }
 MAX_PROMPT_TEXT = 1000
 

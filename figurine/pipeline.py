@@ -253,7 +253,6 @@ class FigurinePipeline:
     def prepare(self, req: Request, replace_own: bool = False) -> Job:
         """Steps 1-5: inputs, run directory, prompts, figure, accessories (the GPU's part)."""
         from figurine import prompt
-        from figurine.energy import EnergyMeter
 
         cfg = self.cfg
         # 1. Inputs.
@@ -266,7 +265,7 @@ class FigurinePipeline:
             old = run.load()
             job = Job(plan, run, old, {"salt": old.get("salt") or secrets.token_hex(16), "stages": {},
                                        "outputs": old.get("outputs", [])})
-            job.meter = EnergyMeter.from_config(cfg.energy, sync="torch")
+            job.meter = self._new_meter()
             # 3. Prompts (the name is never in them: the box spells it).
             job.prompts = prompt.build_prompts(
                 req.name, tagline=req.tagline, outfit=req.outfit or cfg.prompt.outfit,
@@ -301,6 +300,8 @@ class FigurinePipeline:
                                              template=plan.template, size=plan.size, edition=plan.request.edition)
         # 8. Outputs, as one unit.
         gen = self._generator
+        self._baseline(job, "after")
+        energy = energy_record(job.meter, plan.candidates)
         total = job.meter.total(exclude=("load",))
         record.update({
             "figurine": __import__("figurine").__version__,
@@ -316,12 +317,12 @@ class FigurinePipeline:
                 "memory": gen.runtime.memory},
             "timings": job.timings,
             "reused": job.reused,
-            "energy": {"stages": [r.to_dict() for r in job.meter.readings], "total": total.to_dict()},
+            "energy": energy,
             "layout": layout_record(layout),
         })
         self._write_outputs(job, package, figure, accessories)
         job.meter.close()
-        return Result(plan.output, plan.run_dir, record, job.reused, total.format_line(),
+        return Result(plan.output, plan.run_dir, record, job.reused, energy_line(job.meter, total),
                       package=package, figure=figure, accessories=accessories)
 
     # -- stages --------------------------------------------------------------------------------
@@ -378,8 +379,9 @@ class FigurinePipeline:
                     else load_preset(plan.pose))
             control = render_pose(pose, g.width, g.height, cfg.pose.limb_width, cfg.pose.point_radius)
         pose_image = run.save_image(control, f"pose-{key[:8]}.png")
-        # Figures, each decoded and scored.
+        # Figures, each decoded and scored (after the GPU's baseline power, where it can be read).
         gen = self._load_generator(job)
+        self._baseline(job, "before")
         files, scores, seeds = [], [], []
         for i in range(plan.candidates):
             s = plan.seed + i
@@ -473,6 +475,26 @@ class FigurinePipeline:
             entry["matte"] = job.run.save_image(cutout, source.replace(".png", f"-{key[:8]}-matte.png"))
             entry["matte_key"] = key
 
+    def _new_meter(self):
+        """An energy meter on the GPU the models run on (found by the CUDA device's UUID / PCI
+        bus id, not NVML's index), or on none when the config runs on the CPU."""
+        from figurine.energy import EnergyMeter
+
+        if self.cfg.runtime.device == "cpu":
+            return EnergyMeter.from_config(self.cfg.energy, sync=None,
+                                           no_gpu="figurine runs on the CPU here (runtime.device = \"cpu\")")
+        return EnergyMeter.from_config(self.cfg.energy, device=None)
+
+    def _baseline(self, job: Job, label: str) -> None:
+        """The GPU's idle power, measured the same way in make and bench (docs/energy.md):
+        before the first generation and again after the run; net energy uses their mean."""
+        e = self.cfg.energy
+        if not e.measure_idle or not job.meter.gpu_available:
+            return
+        if label == "after" and not any(b.label == "before" for b in job.meter.baselines):
+            return  # nothing ran on the GPU in this call (a re-pack)
+        job.meter.measure_baseline(e.settle_seconds, e.baseline_seconds, label=label)
+
     def _load_generator(self, job: Job):
         if self._generator is None:
             with self._stage(job, "load"):
@@ -553,6 +575,29 @@ class _StageWindow:
         if isinstance(exc, Exception) and not isinstance(exc, FigurineError):
             raise stage_failure(self.name, exc, self.job.run.path, self.pipe.cfg) from exc
         return False
+
+
+def energy_record(meter, candidates: int) -> dict:
+    """The run's energy as run.json keeps it: every stage window, the total without loading,
+    loading apart, and per figure (generation + VAE decode, divided by the candidates made)."""
+    figure = [r for r in meter.readings if r.stage in ("generation", "vae_decode")]
+    load = [r for r in meter.readings if r.stage == "load"]
+    return {"stages": [r.to_dict() for r in meter.readings],
+            "total": meter.total(exclude=("load",)).to_dict(),
+            "load": meter.combine("load", load).to_dict() if load else None,
+            "figure": meter.combine("figure", figure, images=candidates).to_dict() if figure else None,
+            "method": meter.describe(include_device=False)}
+
+
+def energy_line(meter, total) -> str:
+    """One plain sentence for the terminal (loading the models reported apart)."""
+    line = total.format_line()
+    load = [r for r in meter.readings if r.stage == "load"]
+    if load:
+        j = meter.combine("load", load).gpu_joules_gross
+        line += f" Loading the models took {load[0].seconds:.1f} s" + (f" and {j:.0f} J (not included)." if j else
+                                                                      " (not included).")
+    return line
 
 
 def photo_label(photo) -> str:
