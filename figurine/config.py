@@ -73,6 +73,7 @@ class FaceConfig:
     det_size: int = 640
     det_thresh: float = 0.5
     index: int = -1  # -1: the largest face; N: the N-th face from left to right
+    same_person: float = 0.4  # several photos: every pair's ArcFace cosine must reach this
 
 
 @dataclass
@@ -283,6 +284,7 @@ RANGES = {
     "generation.lora_scale": (0.0, 5.0), "generation.controlnet_scale": (0.0, 5.0),
     "generation.candidates": (1, 16),
     "face.det_size": (32, 2048), "face.det_thresh": (0.0, 1.0), "face.index": (-1, 64),
+    "face.same_person": (-1.0, 1.0),
     "pose.limb_width": (1, 256), "pose.point_radius": (0, 256),
     "accessories.width": (64, 4096), "accessories.height": (64, 4096), "accessories.steps": (1, 500),
     "accessories.guidance": (0.0, 50.0), "accessories.batch": (1, 16),

@@ -364,14 +364,16 @@ class FigurinePipeline:
         return fig
 
     def _make_figures(self, job: Job, key: str) -> dict:
-        from figurine.face import identity_score, pick
+        from figurine.face import check_one_person, identity_scores, pick
         from figurine.pose import load_preset, pose_from_image, render_pose
 
         cfg, g, plan, run, prompts = self.cfg, self.cfg.generation, job.plan, job.run, job.prompts
         # Identity: the face on each photo (several photos of one person: their mean embedding).
         with self._stage(job, "identity"):
-            faces = [pick(self.analyzer().faces(image), plan.face_index, label=photo_label(p))
-                     for image, p in zip(plan.photos, plan.request.photos)]
+            labels = [photo_label(p) for p in plan.request.photos]
+            faces = [pick(self.analyzer().faces(image), plan.face_index, label=label)
+                     for image, label in zip(plan.photos, labels)]
+            check_one_person([f.embedding for f in faces], labels, cfg.face.same_person)
             job.embedding = mean_embedding([f.embedding for f in faces])
         # Pose.
         with self._stage(job, "pose"):
@@ -382,18 +384,19 @@ class FigurinePipeline:
         # Figures, each decoded and scored (after the GPU's baseline power, where it can be read).
         gen = self._load_generator(job)
         self._baseline(job, "before")
-        files, scores, seeds = [], [], []
+        files, scores, seeds, photo_scores = [], [], [], []
         for i in range(plan.candidates):
             s = plan.seed + i
             with self._stage(job, "generation"):
                 latents = gen.figure(prompts.figure, prompts.figure_negative, control, job.embedding, seed=s)
             with self._stage(job, "vae_decode"):
                 image = gen.decode(latents)[0]
-            with self._stage(job, "identity_score"):
-                score = identity_score(self.analyzer(), image, job.embedding)
+            with self._stage(job, "identity_score"):  # against every photo: their mean is the score
+                per_photo = identity_scores(self.analyzer(), image, [f.embedding for f in faces])
             files.append(run.save_image(image, f"figure-{key[:8]}-{i}.png"))
-            score = None if score is None else round(float(score), 4)
+            score = None if per_photo is None else round(float(sum(per_photo) / len(per_photo)), 4)
             scores.append(score)
+            photo_scores.append(None if per_photo is None else [round(x, 4) for x in per_photo])
             seeds.append(s)
             shown = "no face detected" if score is None else f"{score:.4f}"
             print(f"candidate {i} (seed {s}): identity score {shown}")
@@ -402,7 +405,7 @@ class FigurinePipeline:
         if plan.candidates > 1:
             print(f"packaging candidate {best}" + ("" if scored else " (no face detected on any candidate)"))
         face = faces[0]
-        return {"key": key, "files": files, "scores": scores, "seeds": seeds, "best": best,
+        return {"key": key, "files": files, "scores": scores, "photo_scores": photo_scores, "seeds": seeds, "best": best,
                 "pose_image": pose_image,
                 "face": {"box": [round(float(v), 1) for v in face.box], "det_score": round(float(face.det_score), 4),
                          "photos": len(faces)}}
