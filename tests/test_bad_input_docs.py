@@ -30,7 +30,7 @@ from tests.conftest import ROOT, run_figurine
 from tests.photos import make_face_photo
 
 DOCS = ROOT / "docs" / "bad-input.md"
-EXIT_CODES = {1, 2, 3, 4, 5, 130, 141}
+EXIT_CODES = {1, 2, 3, 4, 5, 6, 130, 141}
 MIN_LITERAL = 15
 
 
@@ -277,7 +277,7 @@ def case_outputs_same_path(tmp):
 
 
 def case_run_dir_name(tmp):
-    run = _run_dir(tmp, {"stages": {"figure": {**GOOD_FIGURE_STAGE, "mattes": ["../x.png"]}}})
+    run = _run_dir(tmp, {"stages": {"figure": {**GOOD_FIGURE_STAGE, "files": ["../x.png"]}}})
     return ["pack", "--run", run, "-o", "out.png"], {"RUN": run}, \
         "RUN/run.json: a figure file has a name that is not a plain file name inside the run directory: '../x.png'"
 
