@@ -247,7 +247,7 @@ def _walk(paths: Iterable[Path | str], weights_root: Path | str | None) -> tuple
         if stat.S_ISDIR(st.st_mode):
             # The configured folder may be a link to anywhere; links inside it stay in these areas.
             areas = [a for a in (root_real, real) if a is not None]
-            _walk_dir(top, real, areas, {real}, files, problems)
+            _walk_dir(top, areas, {real}, files, problems)
         elif stat.S_ISREG(st.st_mode):
             if top.suffix.lower() in PICKLE_SUFFIXES:
                 problems.append(Problem(top, "pickle", _pickle_message(top)))
@@ -278,8 +278,9 @@ def _not_regular(path: Path, st: os.stat_result) -> "Problem":
                                        "regular files from the weights folder (delete it)")
 
 
-def _walk_dir(folder: Path, real: Path, areas: list[Path], ancestors: set[Path],
-              files: list[Path], problems: list["Problem"]) -> None:
+def _walk_dir(folder: Path, areas: list[Path], ancestors: set[Path], files: list[Path],
+              problems: list["Problem"]) -> None:
+    """Walk one folder (ancestors: the real folders above it, to stop at links back up)."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError as e:
@@ -302,7 +303,7 @@ def _walk_dir(folder: Path, real: Path, areas: list[Path], ancestors: set[Path],
                 problems.append(Problem(path, "loop", f"{path} is a symbolic link loop (it leads back to "
                                                       f"{target}); fix or delete the link"))
                 continue
-            _walk_dir(path, target, areas, ancestors | {target}, files, problems)
+            _walk_dir(path, areas, ancestors | {target}, files, problems)
         elif not stat.S_ISREG(st.st_mode):
             problems.append(_not_regular(path, st))
         elif path.suffix.lower() in PICKLE_SUFFIXES:

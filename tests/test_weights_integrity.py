@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import shutil
 import struct
 import time
@@ -144,6 +145,33 @@ def test_a_nan_vae_weight_is_an_error_not_a_black_picture(nan_generator):
     with pytest.raises(GenerationError) as err:
         gen.decode(latents)
     assert err.value.message == f"the VAE decoded NaN/inf: VAE weight '{vae_tensor}' is NaN/inf in {root / VAE}"
+
+
+def test_a_nan_in_a_style_lora_names_the_lora_file(tmp_path, tiny_weights):
+    """A style LoRA (loaded with use_safetensors=True) with one NaN tensor: the message names
+    the LoRA's file, not the UNet's, though the tensor lives in the UNet."""
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from figurine.config import load_config
+    from figurine.generate import Generator
+
+    root = tree_copy(tiny_weights, tmp_path / "w", record=False)
+    unet = UNet2DConditionModel.from_pretrained(root / "sdxl-base" / "unet", variant="fp16")
+    unet.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_k", "to_v"],
+                                init_lora_weights="gaussian"))
+    StableDiffusionXLPipeline.save_lora_weights(root / "loras", unet_lora_layers=get_peft_model_state_dict(unet),
+                                                weight_name="style.safetensors")
+    lora = root / "loras" / "style.safetensors"
+    set_nan(lora, sorted(load_file(str(lora)))[0])
+    gen = Generator(load_config([TINY_CONFIG], ['model.loras=["loras/style.safetensors"]', "runtime.dtype=float32"],
+                                weights=root))
+    assert gen.adapter_names == ["faceid_0", "style_0"]
+    with pytest.raises(GenerationError) as err:
+        gen.figure("a figure", "", Image.new("RGB", (64, 64)), torch.randn(512), seed=1)
+    assert re.search(rf"UNet weight '[\w.]+\.lora_[AB]\.style_0\.weight' is NaN/inf in {re.escape(str(lora))}$",
+                     err.value.message), err.value.message
 
 
 # ------------------------------------------------------------------------ full hashes
