@@ -66,6 +66,7 @@ class RuntimeConfig:
     compile: bool = False
     compile_backend: str = "inductor"  # torch.compile backend; eager / aot_eager isolate compiler bugs
     vae_fp32: bool = False  # keep the VAE in fp32 (needed when the VAE is not the fp16-fix one)
+    verify_weights: bool = False  # hash every weights file before loading it (seconds per GB; `weights verify`)
 
 
 @dataclass

@@ -56,7 +56,9 @@ class FaceAnalyzer:
     """Detector + recognition from one insightface pack folder (buffalo_l layout)."""
 
     def __init__(self, pack_dir: Path, det_size: int = 640, det_thresh: float = 0.5,
-                 providers: list[str] | None = None):
+                 providers: list[str] | None = None, verify_root: Path | None = None):
+        """`verify_root`: the weights root, to hash both files against it before loading them
+        (runtime.verify_weights); None loads them after the cheap checks only."""
         # 1. inputs
         if not isinstance(det_size, int) or det_size < 32 or det_size % 32:
             raise ConfigError(f"face.det_size must be a positive multiple of 32, got {det_size!r}")
@@ -69,6 +71,10 @@ class FaceAnalyzer:
         for path in (det_path, rec_path):
             if not path.is_file():
                 raise WeightsError(f"missing weights file {path}; {FETCH_HINT}")
+        if verify_root is not None:
+            from figurine import weights
+
+            weights.verify_files([det_path, rec_path], verify_root)
 
         # 2. sessions, on the providers onnxruntime actually has
         self.providers = choose_providers(providers)
