@@ -23,13 +23,13 @@ SameSite=Strict) that the server sets on its first answer. API clients must keep
 too (gradio_client does). A session's files are its uploaded photo and one folder with an
 unguessable name (its run directory and outputs). They are deleted:
 
-- when its tab closes or reloads: Gradio writes to each tab's heartbeat connection every
-  HEARTBEAT_SECONDS (5 s) and fires its unload event when that fails, so within about 5 s; if
-  a run is in progress then, as soon as it ends;
+- when its tab closes or reloads: the page's heartbeat connection closes and Gradio fires its
+  unload event at once (a connection lost without closing counts when Gradio's next heartbeat
+  write fails, or at the idle time below); if a run is in progress then, as soon as it ends;
 - after IDLE_SECONDS (15 minutes; `figurine serve --idle-timeout SECONDS`) without an event from
-  the session (Generate, Re-pack), checked every REAP_EVERY seconds (a quarter of the idle time,
-  at most 30 s): this also covers API clients, which have no tab to close; an uploaded photo that
-  no event used is deleted the same time after its upload;
+  the session (Generate, Re-pack), checked every reap_every(idle) seconds (a quarter of the idle
+  time, at most 30 s): this also covers API clients, which have no tab to close; an uploaded
+  photo that no event used is deleted the same time after its upload;
 - with the whole workspace when the server stops (Ctrl-C, SIGTERM, SIGHUP, or the interpreter
   exiting). A workspace left by a killed server (SIGKILL, power loss) is deleted by the next
   `figurine serve` that uses the same temp folder.
@@ -97,7 +97,6 @@ log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 MAX_UPLOAD = "25mb"  # a phone photo is a few MB; figurine.photo also checks pixels and bytes
 IDLE_SECONDS = 15 * 60  # a session without an event for this long is deleted
-HEARTBEAT_SECONDS = 5  # how often Gradio checks that a tab is still open (its default: 15)
 CLIENT_COOKIE = "figurine-client"
 MAX_JSON_BODY = 1 << 20  # event bodies are small: files travel through /upload
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue",
@@ -279,9 +278,9 @@ class Workspace:
         with self.lock:
             upload = self.uploads.get(real)
             if upload is None or session.client not in upload.owners or not real.is_file():
-                raise InputError(f"the photo is no longer on the server (photos are deleted "
-                                 f"{_minutes(self.idle)} after their last use and when the tab "
-                                 "closes): upload it again")
+                raise InputError(f"the photo is no longer on the server (it is deleted when the tab "
+                                 f"closes and after {_minutes(self.idle)} without a click): "
+                                 "upload it again")
             upload.holders.add(session.hash)
             session.uploads.add(real)
         return real
@@ -308,7 +307,9 @@ class Workspace:
         now = time.monotonic() if now is None else now
         with self.lock:
             for session in list(self.sessions.values()):
-                if session.busy == 0 and now - session.last_seen > self.idle:
+                # The last request naming the session counts too (an event waiting in the queue).
+                seen = max(session.last_seen, self.bindings.get(session.hash, (None, 0))[1])
+                if session.busy == 0 and now - seen > self.idle:
                     log.info("session idle for %s: deleted", _minutes(self.idle))
                     self._drop(session)
             for path, upload in list(self.uploads.items()):
@@ -428,11 +429,11 @@ def reaper(workspace: Workspace, stop: threading.Event) -> threading.Thread:
 FILE_ROUTE = re.compile(r"^(?:/gradio_api)?/file(?:=|/)(.*)$", re.S)
 SESSION_IN_PATH = re.compile(r"^(?:/gradio_api)?/(?:heartbeat/([^/]+)$|stream/([^/]+)/[^/]+/)")
 UPLOAD_ROUTE = re.compile(r"^(?:/gradio_api)?/upload/?$")
-# Without a login, only the page shell and what its login form needs.
+# Without a login, only the page shell and what its login form needs; and startup-events, which
+# launch() itself calls once (it starts the queue; later calls do nothing).
 LOGIN_PAGE = {"/", "/login", "/login/", "/config", "/config/", "/theme.css", "/gradio_api/theme.css",
-              "/favicon.ico", "/manifest.json", "/robots.txt", "/gradio_api/info", "/gradio_api/info/",
-              "/gradio_api/startup-events", "/gradio_api/app_id", "/gradio_api/app_id/"}
-LOGIN_ASSETS = ("/assets/", "/static/", "/svelte/", "/gradio_api/assets/")
+              "/favicon.ico", "/gradio_api/startup-events"}
+LOGIN_ASSETS = ("/assets/", "/static/", "/svelte/")
 
 
 class Guard:
@@ -1100,9 +1101,9 @@ def serve(cfg: Config, host: str = LOOPBACK, port: int = 7860, *, token: str | N
     workspace = Workspace(cfg, idle=idle, token=token)
     os.environ["GRADIO_TEMP_DIR"] = str(workspace.cache)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    os.environ["GRADIO_HEARTBEAT_INTERVAL"] = str(HEARTBEAT_SECONDS)
     atexit.register(workspace.cleanup)
-    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stops = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in stops}
     stop = threading.Event()
     import gradio as gr
     from starlette.middleware import Middleware
