@@ -229,9 +229,9 @@ def left_in(tmpdir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_weights):
-    """The loopback server every test below shares (no token, sessions kept 10 minutes)."""
+    """The loopback server every test below shares (defaults: no token, 15 minutes idle time)."""
     tmpdir = tmp_path_factory.mktemp("web-tmp")
-    srv = Server("--weights", tiny_weights, "--config", TINY_CONFIG, "--idle-timeout", 600, tmpdir=tmpdir)
+    srv = Server("--weights", tiny_weights, "--config", TINY_CONFIG, tmpdir=tmpdir)
     srv.wait_ready()
     yield srv
     srv.stop()
