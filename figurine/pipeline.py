@@ -159,8 +159,9 @@ class FigurinePipeline:
             providers = (["CUDAExecutionProvider", "CPUExecutionProvider"]
                          if self.cfg.runtime.device != "cpu" else ["CPUExecutionProvider"])
             f = self.cfg.face
-            self._analyzer = FaceAnalyzer(self.cfg.path("model.insightface"), det_size=f.det_size,
-                                          det_thresh=f.det_thresh, providers=providers)
+            self._analyzer = FaceAnalyzer(
+                self.cfg.path("model.insightface"), det_size=f.det_size, det_thresh=f.det_thresh, providers=providers,
+                verify_root=self.cfg.weights_root if self.cfg.runtime.verify_weights else None)
         return self._analyzer
 
     def generator(self):

@@ -302,6 +302,20 @@ def case_print3d(tmp):
     return ["print3d", "--figure", "x.png", "-o", "a.3mf"], {}, "x.png: figure not found"
 
 
+def case_weights_fifo(tmp):
+    (tmp / "w" / "sdxl-base").mkdir(parents=True)
+    os.mkfifo(tmp / "w" / "sdxl-base" / "model_index.json")  # must not hang, must not be opened
+    return ["weights", "verify", "--weights", "w"], {"WEIGHTS": "w"}, \
+        "25 weights problem(s) in WEIGHTS (run `figurine weights fetch`)"
+
+
+def case_serve_listen(tmp):
+    return ["serve", "--listen", "0.0.0.0"], {}, \
+        ("--listen 0.0.0.0 serves beyond this computer and needs a login token: set FIGURINE_WEB_TOKEN or pass "
+         "--token-file FILE (at least 16 characters, e.g. from python3 -c 'import secrets; "
+         "print(secrets.token_urlsafe(24))')")
+
+
 CASES = {  # section heading (its start) -> cases
     "The command line": [case_command_line],
     "The photo": [case_photo],
@@ -315,6 +329,8 @@ CASES = {  # section heading (its start) -> cases
     "Settings and files": [case_settings],
     "Pictures read back": [case_read_back],
     "`figurine print3d`": [case_print3d],
+    "Weights integrity": [case_weights_fifo],
+    "`figurine serve`": [case_serve_listen],
 }
 ALL_CASES = [(section, case) for section, cases in CASES.items() for case in cases]
 

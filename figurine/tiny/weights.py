@@ -84,6 +84,9 @@ def write_tree(root: str | Path, seed: int = 0, annotators: bool = False, depth:
         from figurine.tiny.depth import write_depth
 
         write_depth(root / "depth-anything-v2-small")
+    from figurine.weights import record_hashes
+
+    record_hashes(root, source="figurine tiny test weights")  # so `runtime.verify_weights` works on them too
     return root
 
 
