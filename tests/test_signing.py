@@ -136,7 +136,7 @@ def test_make_sign_embeds_a_valid_manifest_and_inspect_reports_it(tiny_weights, 
     report = run_figurine("inspect", tmp_path / "ada.png", "--json", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     c2pa_report = json.loads(report.stdout)["c2pa"]
-    assert c2pa_report["present"] and c2pa_report["valid"], c2pa_report
+    assert c2pa_report["state"] == "valid" and c2pa_report["signer"] == "Test Signer", c2pa_report
     bad = run_figurine("make", photo, "--name", "Ada", "--sign", tmp_path / "nokey", "--weights", tmp_path / "none",
                        "-o", tmp_path / "b.png", cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "b.png").exists()
