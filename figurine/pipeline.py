@@ -132,9 +132,10 @@ def salted_hash(salt: str, data: bytes) -> str:
 
 class FigurinePipeline:
     def __init__(self, cfg: Config, *, generator=None, analyzer=None, matter=None,
-                 hooks: list[Hook] | tuple = ()):
+                 hooks: list[Hook] | tuple = (), signing_key=None):
         self.cfg = cfg
         self.hooks = list(hooks)
+        self.signing_key = signing_key  # figurine.signing.SigningKey: a C2PA manifest in every picture
         self._generator, self._analyzer, self._matter = generator, analyzer, matter
 
     @classmethod
@@ -524,7 +525,8 @@ class FigurinePipeline:
                    "IP-Adapter": Path(self.cfg.model.ip_adapter).name,
                    "IP-Adapter scale": g.ip_adapter_scale, "ControlNet scale": g.controlnet_scale,
                    "Pose": plan.pose, "Template": plan.template})
-        data = provenance.encode_output(package, plan.output, parameters, shared, provenance.xmp_packet())
+        data = provenance.encode_output(package, plan.output, parameters, shared, provenance.xmp_packet(),
+                                        signing_key=self.signing_key)
         sidecar = json.dumps(shared, indent=2, sort_keys=True).encode()
         pdf = None
         if req.pdf:

@@ -981,6 +981,7 @@ def build_app(cfg: Config, workspace: Workspace):
         with gr.Row():
             generate = gr.Button("Generate", variant="primary", elem_id="figurine-generate")
             repack = gr.Button("Re-pack (text and box only)", elem_id="figurine-repack")
+            model3d = gr.Button("3D model to print", elem_id="figurine-print3d")
         with gr.Row():
             with gr.Column(scale=1):
                 package = gr.Image(label="Your figure", type="filepath", interactive=False, height=480,
@@ -993,6 +994,14 @@ def build_app(cfg: Config, workspace: Workspace):
                                      elem_id="figurine-candidates-gallery")
                 files = gr.File(label="Downloads: PNG, print PDF, run JSON", file_count="multiple",
                                 interactive=False, elem_id="figurine-downloads")
+        with gr.Row(visible=True):
+            with gr.Column(scale=1):
+                preview3d = gr.Image(label="3D model (preview)", type="filepath", interactive=False, height=320,
+                                     elem_id="figurine-print3d-preview")
+            with gr.Column(scale=1):
+                status3d = gr.Textbox(label="3D model", interactive=False, lines=4, elem_id="figurine-print3d-status")
+                files3d = gr.File(label="Downloads: 3MF (colours), STL", file_count="multiple", interactive=False,
+                                  elem_id="figurine-print3d-downloads")
 
         outputs = [package, figures, status, energy, files]
 
@@ -1047,6 +1056,20 @@ def build_app(cfg: Config, workspace: Workspace):
                     raise InputError("this change needs a new figure (the tagline also dresses it): "
                                      "press Generate") from None
 
+        def on_print3d(request, progress):
+            """The packaged figure as a printable model (figurine.print3d), in the session's folder."""
+            from figurine.print3d import PrintOptions, make_print
+
+            with workspace.event(request.session_hash, _client(request)) as sess:
+                if not sess.last:
+                    raise InputError("nothing to print yet: press Generate first")
+                out = sess.folder / "out"
+                result = make_print(sess.run_dir, PrintOptions(output=out / "figure.3mf", stl=out / "figure.stl",
+                                                               force=True), cfg,
+                                    progress=lambda stage, msg: progress(0.5, desc=f"3D model: {stage}"))
+                return (str(result.preview), "\n".join(result.lines()),
+                        [str(p) for p in (result.output, result.stl) if p is not None and Path(p).exists()])
+
         def on_unload(request):
             workspace.close(request.session_hash)
         on_unload.__annotations__ = {"request": gr.Request}
@@ -1064,6 +1087,8 @@ def build_app(cfg: Config, workspace: Workspace):
         for trigger in (name.submit, tagline.submit, template.change):
             trigger(pack_fn, pack_inputs, outputs, concurrency_id="gpu", show_progress_on=[status],
                     api_visibility="private")
+        model3d.click(_event_fn(readable_errors(on_print3d, roots), 0, gr), [], [preview3d, status3d, files3d],
+                      concurrency_id="gpu", show_progress_on=[status3d], api_name="print3d")
         demo.unload(on_unload)
     return demo
 

@@ -117,3 +117,26 @@ def test_bad_key_folders_are_one_line_errors(key, tmp_path):
         load_key(tmp_path / "b")
     with pytest.raises(InputError, match="1 to 64 printable characters"):
         create_key(tmp_path / "c", name="evil\x1b[31m")
+
+
+def test_make_sign_embeds_a_valid_manifest_and_inspect_reports_it(tiny_weights, tmp_path):
+    """`figurine make --sign KEY_DIR` end to end: the package carries a C2PA manifest that reads
+    back valid (and untrusted: self-signed); a bad key folder stops before any model loads."""
+    import json
+
+    from tests.conftest import TINY_CONFIG, run_figurine
+    from tests.photos import make_face_photo
+
+    photo = make_face_photo(tmp_path / "me.jpg")
+    made = run_figurine("keys", "create", tmp_path / "key", "--name", "Test Signer", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    proc = run_figurine("make", photo, "--name", "Ada", "--sign", tmp_path / "key", "--weights", tiny_weights,
+                        "--config", TINY_CONFIG, "-o", tmp_path / "ada.png", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    report = run_figurine("inspect", tmp_path / "ada.png", "--json", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    c2pa_report = json.loads(report.stdout)["c2pa"]
+    assert c2pa_report["state"] == "valid" and c2pa_report["signer"] == "Test Signer", c2pa_report
+    bad = run_figurine("make", photo, "--name", "Ada", "--sign", tmp_path / "nokey", "--weights", tmp_path / "none",
+                       "-o", tmp_path / "b.png", cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "b.png").exists()

@@ -504,6 +504,13 @@ def test_page_generates_and_repacks_in_chromium(server, tmp_path):
             second = package_png(page)
             assert second.size == first.size and second.tobytes() != first.tobytes()
 
+            # 3b. The figure as a printable 3D model: preview, 3MF and STL for download.
+            page.locator("#figurine-print3d").click()
+            expect(page.locator("#figurine-print3d-preview img")).to_be_visible()
+            expect(page.locator("#figurine-print3d-status textarea")).to_have_value(re.compile(r"relief: "))
+            expect(page.locator("#figurine-print3d-downloads")).to_contain_text("figure.3mf")
+            expect(page.locator("#figurine-print3d-downloads")).to_contain_text("figure.stl")
+
             save_screenshot(page, Image, tmp_path)
 
             # 4. An error is one readable line on the page, and the last result stays.

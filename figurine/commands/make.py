@@ -57,6 +57,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="reproduce the run stored in a figurine picture (settings, seed, prompts)")
     p.add_argument("--print3d", type=Path, metavar="OUT.3mf",
                    help="also write a printable 3D model of the figure (see `figurine print3d`; 100 mm tall)")
+    p.add_argument("--sign", type=Path, metavar="KEY_DIR",
+                   help="add a C2PA manifest signed with your own key (made by `figurine keys create KEY_DIR`)")
     p.add_argument("--store-embedding", action="store_true",
                    help="also keep the face embedding in the run directory (off: it is never written)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
@@ -84,6 +86,11 @@ def run(args) -> int:
         print_options = PrintOptions(output=args.print3d, force=args.force)
         check_options(print_options)
     common = dict(photos=args.photos, output=args.output, force=args.force, store_embedding=args.store_embedding)
+    signing_key = None
+    if args.sign:  # loaded and checked before any model loads
+        from figurine.signing import load_key
+
+        signing_key = load_key(args.sign)
     if args.from_png:
         # A shared picture: its settings and seed (validated, no paths), the photo again from here.
         from figurine.provenance import read_provenance
@@ -93,17 +100,19 @@ def run(args) -> int:
         record = read_provenance(args.from_png)
         stored = dict(record.get("request") or {})
         stored["seed"] = (record.get("resolved") or {}).get("seed", stored.get("seed"))
-        pipe = FigurinePipeline(load_config(args.config, args.overrides, args.weights, stored=record.get("config")))
+        pipe = FigurinePipeline(load_config(args.config, args.overrides, args.weights, stored=record.get("config")),
+                                signing_key=signing_key)
         result = pipe(Request.from_stored(stored, run_dir=args.run_dir, **common, **fields))
     elif args.run_dir and (args.run_dir / "run.json").exists():
-        pipe = FigurinePipeline.for_run(args.run_dir, args.config, args.overrides, args.weights)
+        pipe = FigurinePipeline.for_run(args.run_dir, args.config, args.overrides, args.weights,
+                                        signing_key=signing_key)
         result = pipe.rerun(args.run_dir, photos=args.photos, output=args.output, force=args.force, **fields)
     else:
         if not args.photos:
             raise InputError("PHOTO is required (or --run RUN_DIR to re-run a previous make)")
         if args.name is None:
             raise InputError("--name is required (the name printed on the box)")
-        pipe = FigurinePipeline(load_config(args.config, args.overrides, args.weights))
+        pipe = FigurinePipeline(load_config(args.config, args.overrides, args.weights), signing_key=signing_key)
         result = pipe(Request(run_dir=args.run_dir, **common, **fields))
     print(f"wrote {result.output} (run directory {result.run_dir})")
     if result.reused:
