@@ -40,6 +40,8 @@ def test_the_six_named_presets_exist_with_descriptions():
 def test_preset_is_a_framed_full_body_with_human_proportions(name):
     pose = load_preset(name)
     assert len(pose.keypoints) == 18
+    # Framed for the default generation size, SDXL's 832x1216 portrait bucket.
+    assert pose.aspect == pytest.approx(832 / 1216, abs=1e-4)
     core = ["nose", "neck", "r_shoulder", "l_shoulder", "r_hip", "l_hip", "r_knee", "l_knee", "r_ankle", "l_ankle"]
     for n in core:
         assert pose.point(n) is not None, f"{name}: {n} hidden"
@@ -50,16 +52,21 @@ def test_preset_is_a_framed_full_body_with_human_proportions(name):
     # Person's right is the image's left for a figure facing the camera.
     assert pose.point("r_shoulder")[0] < pose.point("l_shoulder")[0]
     # Bones against the torso (neck to mid-hip): a 2D view can shorten a bone, never lengthen it.
-    hips = np.mean([pose.point("r_hip"), pose.point("l_hip")], axis=0)
-    torso = math.dist(pose.point("neck"), hips)
+    # Distances in frame heights: x is normalised over the frame's width.
+    def point(n):
+        p = pose.point(n)
+        return None if p is None else (p[0] * pose.aspect, p[1])
+
+    hips = np.mean([point("r_hip"), point("l_hip")], axis=0)
+    torso = math.dist(point("neck"), hips)
     longest = {"elbow": 0.62, "wrist": 0.55, "knee": 0.85, "ankle": 0.88}  # ~ bone / torso + slack
     parent = {"elbow": "shoulder", "wrist": "elbow", "knee": "hip", "ankle": "knee"}
     for side in "rl":
         for joint, limit in longest.items():
-            a, b = pose.point(f"{side}_{parent[joint]}"), pose.point(f"{side}_{joint}")
+            a, b = point(f"{side}_{parent[joint]}"), point(f"{side}_{joint}")
             if a and b:
                 assert 0.25 * torso < math.dist(a, b) < limit * torso, f"{name}: {side}_{joint}"
-    head = math.dist(pose.point("nose"), pose.point("neck"))
+    head = math.dist(point("nose"), point("neck"))
     assert 0.2 * torso < head < 0.45 * torso
 
 
