@@ -70,6 +70,7 @@ class RuntimeConfig:
     compile: bool = False
     compile_backend: str = "inductor"  # torch.compile backend; eager / aot_eager isolate compiler bugs
     vae_fp32: bool = False  # keep the VAE in fp32 (needed when the VAE is not the fp16-fix one)
+    verify_weights: bool = False  # hash every weights file before loading it (seconds per GB; `weights verify`)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class FaceConfig:
     det_size: int = 640
     det_thresh: float = 0.5
     index: int = -1  # -1: the largest face; N: the N-th face from left to right
+    same_person: float = 0.4  # several photos: every pair's ArcFace cosine must reach this
 
 
 @dataclass
@@ -130,7 +132,9 @@ class PackagingConfig:
 @dataclass
 class EnergyConfig:
     grid_intensity: float = 480.0  # g CO2e per kWh; see figurine/energy.py for the source
-    measure_idle: bool = True
+    measure_idle: bool = True  # measure the GPU's baseline power before and after (see docs/energy.md)
+    settle_seconds: float = 2.0  # quiet time before each baseline measurement
+    baseline_seconds: float = 3.0  # how long each baseline is measured
 
 
 @dataclass
@@ -295,10 +299,12 @@ RANGES = {
     "generation.lora_scale": (0.0, 5.0), "generation.controlnet_scale": (0.0, 5.0),
     "generation.candidates": (1, 16),
     "face.det_size": (32, 2048), "face.det_thresh": (0.0, 1.0), "face.index": (-1, 64),
+    "face.same_person": (-1.0, 1.0),
     "pose.limb_width": (1, 256), "pose.point_radius": (0, 256),
     "accessories.width": (64, 4096), "accessories.height": (64, 4096), "accessories.steps": (1, 500),
     "accessories.guidance": (0.0, 50.0), "accessories.batch": (1, 16),
-    "energy.grid_intensity": (0.0, 5000.0),
+    "energy.grid_intensity": (0.0, 5000.0), "energy.settle_seconds": (0.0, 60.0),
+    "energy.baseline_seconds": (0.5, 60.0),
     "generation.face_structure": (0.0, 5.0),
     "detail.strength": (0.01, 1.0), "detail.margin": (0.0, 4.0), "detail.size": (64, 4096),
 }

@@ -63,6 +63,13 @@ class NetworkBlockedError(FigurineError):
     exit_code = 5
 
 
+class WriteError(FigurineError):
+    """An output could not be written (disk full, no permission, read-only): nothing half-written
+    is left. Exit 6."""
+
+    exit_code = 6
+
+
 class OutputExistsError(FigurineError):
     """An output file exists and --force was not given. Exit 2."""
 

@@ -56,7 +56,9 @@ class FaceAnalyzer:
     """Detector + recognition from one insightface pack folder (buffalo_l layout)."""
 
     def __init__(self, pack_dir: Path, det_size: int = 640, det_thresh: float = 0.5,
-                 providers: list[str] | None = None):
+                 providers: list[str] | None = None, verify_root: Path | None = None):
+        """`verify_root`: the weights root, to hash both files against it before loading them
+        (runtime.verify_weights); None loads them after the cheap checks only."""
         # 1. inputs
         if not isinstance(det_size, int) or det_size < 32 or det_size % 32:
             raise ConfigError(f"face.det_size must be a positive multiple of 32, got {det_size!r}")
@@ -69,6 +71,10 @@ class FaceAnalyzer:
         for path in (det_path, rec_path):
             if not path.is_file():
                 raise WeightsError(f"missing weights file {path}; {FETCH_HINT}")
+        if verify_root is not None:
+            from figurine import weights
+
+            weights.verify_files([det_path, rec_path], verify_root)
 
         # 2. sessions, on the providers onnxruntime actually has
         self.providers = choose_providers(providers)
@@ -159,6 +165,38 @@ def pick(faces: list[Face], index: int = -1, label: str = "the photo") -> Face:
         raise InputError(f"--face {index} is out of range: {label} has {found} "
                          f"(0 to {len(faces) - 1}, left to right; -1 = the largest)")
     return faces[index]
+
+
+def identity_scores(analyzer: FaceAnalyzer, image: Image.Image, refs: list[np.ndarray]) -> list[float] | None:
+    """Cosine similarity of the largest face on `image` to each reference embedding (one per
+    photo); None when there is no face on `image`."""
+    faces = analyzer.faces(image)
+    if not faces:
+        return None
+    face = max(faces, key=lambda f: f.area)
+    out = []
+    for ref in refs:
+        ref = np.asarray(ref, dtype=np.float32).reshape(-1)
+        out.append(float(face.embedding @ (ref / max(float(np.linalg.norm(ref)), 1e-12))))
+    return out
+
+
+def check_one_person(embeddings: list[np.ndarray], labels: list[str], threshold: float) -> None:
+    """Several photos must show one person: every pair's cosine at least `threshold`. Otherwise
+    one InputError naming the photo that differs most from the others."""
+    if len(embeddings) < 2:
+        return
+    e = np.stack([np.asarray(x, dtype=np.float32).reshape(-1) for x in embeddings])
+    sims = e @ e.T
+    low = min((float(sims[i, j]), i, j) for i in range(len(e)) for j in range(i + 1, len(e)))
+    if low[0] >= threshold:
+        return
+    mean_to_others = [(float((sims[i].sum() - sims[i, i]) / (len(e) - 1)), i) for i in range(len(e))]
+    odd = min(mean_to_others)[1]
+    other = low[2] if odd == low[1] else low[1]
+    raise InputError(f"{labels[odd]} shows a different person from {labels[other]} (face similarity "
+                     f"{float(sims[odd, other]):.2f}, one person needs at least {threshold:.2f}); use photos of "
+                     "one person, or lower face.same_person")
 
 
 def identity_score(analyzer: FaceAnalyzer, image: Image.Image, ref_embedding: np.ndarray) -> float | None:

@@ -105,15 +105,17 @@ def make_scheduler(name: str, base_config):
     return getattr(diffusers, cls_name).from_config(base_config, **extra)
 
 
-def check_files(paths: list[Path]) -> None:
-    """Every model path exists and every safetensors file has an intact header, before loading."""
+def check_files(paths: list[Path], weights_root: Path | None = None) -> list[Path]:
+    """Before loading: every model path exists, holds only regular files (no FIFO, device, link
+    loop or link out of the weights root) and no pickle, and every safetensors file has an
+    intact header. Returns the files the loaders may open."""
     from figurine import weights
 
-    weights.require(paths)
-    for p in paths:
-        for f in (p.rglob("*.safetensors") if p.is_dir() else [p]):
-            if f.suffix == ".safetensors":
-                weights.check_safetensors(f)
+    files = weights.check_tree(paths, weights_root)
+    for f in files:
+        if f.suffix == ".safetensors":
+            weights.check_safetensors(f)
+    return files
 
 
 def _has_fp16_variant(folder: Path) -> bool:
@@ -141,11 +143,61 @@ def fuse_plain_attention(*models) -> int:
     return fused
 
 
+FIGURE_MODULES = ("text_encoder", "text_encoder_2", "unet", "controlnet")  # what the first step runs
+ACCESSORY_MODULES = ("text_encoder", "text_encoder_2", "unet")
+_LABELS = {"unet": "UNet", "controlnet": "ControlNet", "text_encoder": "text encoder",
+           "text_encoder_2": "text encoder 2", "vae": "VAE"}
+
+
+def _names(modules: tuple[str, ...]) -> str:
+    return "/".join(_LABELS[m] for m in modules if m in ("unet", "controlnet"))
+
+
+def weight_sources(base: Path, controlnet: Path, vae: Path | None, adapter: Path,
+                   loras: list[Path]) -> dict[str, Path]:
+    """Which file or folder each module's weights came from (to name a damaged one)."""
+    single = base.is_file()
+    sources = {name: base if single else base / name for name in ("unet", "text_encoder", "text_encoder_2", "vae")}
+    if vae is not None:
+        sources["vae"] = vae
+    sources.update({"controlnet": controlnet, "faceid_0": adapter})
+    sources.update({f"style_{i}": p for i, p in enumerate(loras)})
+    return sources
+
+
+def nonfinite_weight(pipe, modules: tuple[str, ...], sources: dict[str, Path]) -> str | None:
+    """"<module> weight '<tensor>' is NaN/inf in <file>" for the first non-finite parameter of
+    `modules`, or None. Runs only after a NaN was seen; offloaded (meta) tensors are skipped."""
+    from figurine import weights
+
+    for attr in modules:
+        module = getattr(pipe, attr, None)
+        if module is None:
+            continue
+        for name, param in module.named_parameters():
+            if param.is_meta or bool(torch.isfinite(param).all()):
+                continue
+            # An adapter's tensors (FaceID's projection and to_k_ip/to_v_ip, a LoRA's A/B) come
+            # from the adapter's file; the rest from the module's own folder.
+            owner = next((a for a in sources if a.startswith(("faceid_", "style_")) and f".{a}." in f".{name}."),
+                         None)
+            if owner is None and any(k in name for k in ("to_k_ip", "to_v_ip", "encoder_hid_proj")):
+                owner = "faceid_0"
+            source = sources.get(owner or attr)
+            if source is None:
+                return f"{_LABELS[attr]} weight '{name}' is NaN/inf (no weights file: built in memory)"
+            where = (weights.find_tensor(source, name) if owner is None else None) or source
+            return f"{_LABELS[attr]} weight '{name}' is NaN/inf in {where}"
+    return None
+
+
 class Generator:
     """Every diffusion component, loaded once; figure and accessory generations share them."""
 
     def __init__(self, cfg: Config, runtime: Runtime | None = None):
         import diffusers
+
+        from figurine import weights
 
         diffusers.utils.logging.set_verbosity_error()
         diffusers.utils.logging.disable_progress_bar()  # loading bars; the denoising bar stays
@@ -168,19 +220,27 @@ class Generator:
         paths = [p for p in (base, controlnet_dir, vae_dir, adapter, encoder_dir, *loras) if p is not None]
         if base is not None and base.is_file():
             paths.append(cfg.path("model.base_config"))
-        check_files(paths)
+            weights.require_safetensors(base, "model.base")
+        weights.require_safetensors(adapter, "model.ip_adapter_plusv2" if encoder_dir else "model.ip_adapter")
+        for path in loras:
+            weights.require_safetensors(path, "model.loras entry")
+        check_files(paths, cfg.weights_root)
+        if cfg.runtime.verify_weights:  # every byte hashed, before any loader reads it
+            weights.verify_files(paths, cfg.weights_root)
         self.files = paths
+        self._sources = weight_sources(base, controlnet_dir, vae_dir, adapter, loras)
         dtype = self.runtime.dtype
         try:
             # 2. Components.
+            # use_safetensors=True everywhere: never a pickle, even where one sits beside them.
             controlnet = diffusers.ControlNetModel.from_pretrained(
-                controlnet_dir, dtype=dtype, local_files_only=True,
+                controlnet_dir, dtype=dtype, local_files_only=True, use_safetensors=True,
                 variant="fp16" if _has_fp16_variant(controlnet_dir) else None,
             )
             extra = {"controlnet": controlnet, "add_watermarker": False}
             if vae_dir is not None:
                 extra["vae"] = diffusers.AutoencoderKL.from_pretrained(
-                    vae_dir, dtype=dtype, local_files_only=True,
+                    vae_dir, dtype=dtype, local_files_only=True, use_safetensors=True,
                     variant="fp16" if _has_fp16_variant(vae_dir) else None,
                 )
             if encoder_dir is not None:  # the guide's way: the encoder given to the pipeline
@@ -197,16 +257,17 @@ class Generator:
                 )
             else:
                 pipe = cls.from_pretrained(
-                    base, dtype=dtype, local_files_only=True,
+                    base, dtype=dtype, local_files_only=True, use_safetensors=True,
                     variant="fp16" if _has_fp16_variant(base) else None, **extra,
                 )
             if cfg.runtime.vae_fp32:
                 pipe.vae.to(torch.float32)
             pipe.scheduler = make_scheduler(cfg.generation.scheduler, pipe.scheduler.config)
             # 3. The FaceID adapter: projection of the ArcFace embedding, to_k_ip/to_v_ip, its LoRA.
+            # (load_ip_adapter reads a .safetensors weight_name with safe_open; the name was checked)
             pipe.load_ip_adapter(
                 str(adapter.parent), subfolder="", weight_name=adapter.name,
-                image_encoder_folder=None, local_files_only=True,
+                image_encoder_folder=None, local_files_only=True, use_safetensors=True,
             )
             self.faceid_lora = "faceid_0" in getattr(pipe.unet, "peft_config", {})
             if encoder_dir is not None and not _plus_projection(pipe):
@@ -214,7 +275,8 @@ class Generator:
             # 4. Style LoRAs, after FaceID (its set_adapters would switch earlier ones off).
             names, scales = (["faceid_0"], [cfg.generation.lora_scale]) if self.faceid_lora else ([], [])
             for i, path in enumerate(loras):
-                pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=f"style_{i}")
+                pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=f"style_{i}",
+                                       local_files_only=True, use_safetensors=True)
                 names.append(f"style_{i}")
                 scales.append(1.0)
             if names:
@@ -241,7 +303,7 @@ class Generator:
         Style LoRAs (model.loras) are not loaded: there are no files.
         """
         self = cls.__new__(cls)
-        self.cfg, self.runtime, self.files = cfg, runtime or choose_runtime(cfg), []
+        self.cfg, self.runtime, self.files, self._sources = cfg, runtime or choose_runtime(cfg), [], {}
         t0 = time.perf_counter()
         if cfg.runtime.vae_fp32:
             pipe.vae.to(torch.float32)
@@ -326,8 +388,9 @@ class Generator:
             controlnet_conditioning_scale=g.controlnet_scale,
             num_inference_steps=g.steps, guidance_scale=g.guidance,
             width=g.width, height=g.height, generator=self._generators([seed])[0],
-            output_type="latent",
+            output_type="latent", callback_on_step_end=self._first_step_check("figure", FIGURE_MODULES),
         ))
+        self._check_latents(out.images, "figure")
         return out.images
 
     def text_pipeline(self):
@@ -364,10 +427,38 @@ class Generator:
                 ip_adapter_image_embeds=self._face_embeds(no_face, guidance),
                 num_inference_steps=steps, guidance_scale=guidance, width=width, height=height,
                 generator=self._generators([j[2] for j in jobs]), output_type="latent",
+                callback_on_step_end=self._first_step_check("accessories", ACCESSORY_MODULES),
             ))
         finally:
             self._set_face(True)
+        self._check_latents(out.images, "accessories")
         return out.images
+
+    # -- finite outputs: a NaN weight makes a black picture, never a silent one ------------------
+    def _first_step_check(self, what: str, modules: tuple[str, ...]):
+        """diffusers' callback_on_step_end: after the first denoising step, stop with a
+        GenerationError naming the likely file when the latents hold NaN or inf (one sync)."""
+
+        def check(pipe, step: int, timestep, tensors: dict) -> dict:
+            if step == 0 and not bool(torch.isfinite(tensors["latents"]).all()):
+                raise self._nan_error(f"the {_names(modules)} produced NaN at the first denoising step "
+                                      f"of the {what}", modules)
+            return {}
+
+        return check
+
+    def _check_latents(self, latents: torch.Tensor, what: str) -> None:
+        if not bool(torch.isfinite(latents).all()):  # the first step was finite: later overflow
+            raise self._nan_error(f"the {what} turned NaN/inf during denoising (after a finite first step)",
+                                  ("text_encoder", "text_encoder_2", "unet", "controlnet"))
+
+    def _nan_error(self, what: str, modules: tuple[str, ...]) -> GenerationError:
+        """What went NaN, and the weights file holding a non-finite tensor when one does."""
+        found = nonfinite_weight(self.pipe, modules, self._sources)
+        if found is not None:
+            return GenerationError(f"{what}: {found}", hint="a damaged weights file? run `figurine weights verify`")
+        return GenerationError(f"{what}; no weight is NaN/inf", hint="a numerical overflow? try --set "
+                               "runtime.dtype=float32; or a damaged weights file: run `figurine weights verify`")
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> list:
@@ -388,6 +479,13 @@ class Generator:
         images = self._run(lambda: vae.decode(lat, return_dict=False)[0])
         if upcast:
             vae.to(torch.float16)
+        if not bool(torch.isfinite(images).all()):  # finite latents, NaN pixels: the VAE
+            found = nonfinite_weight(pipe, ("vae",), self._sources)
+            if found is not None:
+                raise GenerationError(f"the VAE decoded NaN/inf: {found}",
+                                      hint="a damaged weights file? run `figurine weights verify`")
+            raise GenerationError("the VAE decoded NaN/inf; no weight is NaN/inf",
+                                  hint="an fp16 overflow? set runtime.vae_fp32 = true or use the fp16-fix VAE")
         return pipe.image_processor.postprocess(images, output_type="pil")
 
     # -----------------------------------------------------------------------------------------
@@ -492,7 +590,9 @@ class Generator:
             num_inference_steps=detail_steps(g.steps, float(strength)), guidance_scale=g.guidance,
             ip_adapter_image_embeds=self._face_embeds(torch.as_tensor(face_embedding), g.guidance),
             generator=generator, output_type="latent",
+            callback_on_step_end=self._first_step_check("face detail", ACCESSORY_MODULES),
         ))
+        self._check_latents(out.images, "face detail")
         redone = self.decode(out.images)[0]
         # 4. Back to the square's size, through the feathered mask.
         redone = redone.resize((side, side), Image.Resampling.LANCZOS)

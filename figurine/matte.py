@@ -117,7 +117,7 @@ class Matter:
         rgba, method = self.cut_out(image)
         if (np.asarray(rgba.getchannel("A")) >= 128).mean() < EMPTY_FRACTION:
             print(f"{what}: nothing stands out from the backdrop; packaging the whole picture")
-            return image.convert("RGBA"), "whole picture"
+            return image.convert("RGB").convert("RGBA"), "whole picture"
         return rgba, method
 
 

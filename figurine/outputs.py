@@ -44,7 +44,7 @@ import threading
 from pathlib import Path
 from typing import Callable, BinaryIO
 
-from figurine.errors import InputError, OutputExistsError
+from figurine.errors import InputError, OutputExistsError, WriteError
 
 TEMP_SUFFIX = ".part"
 
@@ -53,8 +53,13 @@ def check_target(path: Path, force: bool) -> None:
     """Refuse an output before any slow work: missing folder, anything but a regular file or a
     new name (folder, symlink, FIFO, device: even with force), or an existing file without force."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError(f"{path.parent}: output folder does not exist")
+    try:
+        if not stat.S_ISDIR(os.stat(path.parent).st_mode):
+            raise InputError(f"{path.parent}: output folder does not exist")
+    except FileNotFoundError:
+        raise InputError(f"{path.parent}: output folder does not exist") from None
+    except OSError as e:
+        raise InputError(f"{path.parent}: output folder cannot be used ({e.strerror or e})") from None
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -109,7 +114,10 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[BinaryIO], object],
     path = Path(path)
     check_target(path, force)  # 1
 
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as e:
+        raise write_error(path, e) from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:  # 2
@@ -131,6 +139,9 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[BinaryIO], object],
                 os.replace(tmp, path)
             tmp.unlink(missing_ok=True)
         _fsync_folder(path.parent)
+    except OSError as e:  # 4: disk full, no permission, read-only: one line, nothing half-written
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, e) from None
     except BaseException:  # 4: KeyboardInterrupt and SystemExit too
         tmp.unlink(missing_ok=True)
         raise
@@ -203,7 +214,10 @@ class OutputSet:
 
         path = Path(path)
         check_target(path, self._may_replace(path))
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        try:
+            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+        except OSError as e:
+            raise write_error(path, e) from None
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -211,6 +225,9 @@ class OutputSet:
                 f.flush()
                 os.fsync(f.fileno())
             os.chmod(tmp, _umask_mode())
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise write_error(path, e) from None
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -235,11 +252,13 @@ class OutputSet:
                     os.replace(tmp, target)  # filesystems without hard links
                 moved.append((target, old))
                 _fsync_folder(target.parent)
-        except BaseException:
+        except BaseException as e:
             for target, old in reversed(moved):
                 target.unlink(missing_ok=True)
                 if old is not None:
                     os.replace(old, target)
+            if isinstance(e, OSError) and not isinstance(e, FileExistsError):
+                raise write_error(target, e) from None
             raise
         for target, old in moved:
             if old is not None:
@@ -262,6 +281,11 @@ class OutputSet:
             self._old_sigterm = None
         self._drop_temps()
         self.pending.clear()
+
+
+def write_error(path: Path, e: OSError) -> WriteError:
+    reason = e.strerror or type(e).__name__
+    return WriteError(f"cannot write {path}: {reason}; nothing was left half-written")
 
 
 def _sha256(path: Path) -> str:

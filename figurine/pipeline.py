@@ -8,33 +8,37 @@
     again = pipe.rerun("ada.run", name="Ada L.", template="vintage-80s")   # no model loads
 
 Built once from a config, the pipeline holds its components (face analyser, diffusion pipeline,
-cut-out model) and loads each lazily, the first time a stage needs it; the web UI and batch
-workers keep one pipeline between requests. Components may also be passed in (diffusers-style):
-`FigurinePipeline(cfg, generator=Generator.from_components(cfg, pipe))` benchmarks random weights.
+cut-out model) and loads each the first time a stage needs it; the web UI and batch workers keep
+one pipeline between requests. Components may also be passed in, diffusers-style:
+`FigurinePipeline(cfg, generator=Generator.from_components(cfg, pipe))` runs random weights.
 
-A call runs, in order:
-1. check_inputs: every name, text, file and output, before any model loads
-2. the run directory: the previous record (a re-run reuses what did not change)
-3. prompts
-4. figure: identity (face embedding), pose (control image), `candidates` figures, each decoded,
-   scored for likeness and cut out; cached under a key of all their inputs
-5. accessories: each its own text-only generation, cut out; cached one by one
-6. package: the box drawn around the best figure and the accessories
-7. outputs: package picture (with provenance), JSON sidecar, optional print PDF, the run
-   directory's copy and run.json, written as one unit (figurine.outputs.OutputSet)
+A call is `finish(prepare(request))`:
+prepare (the GPU's part)
+  1. check_inputs: every name, text, file and output, before any model loads
+  2. the run directory and its previous record: a re-run reuses every stage whose key matches
+  3. prompts
+  4. figure: identity (the face embedding of each photo), pose (control image), then
+     `candidates` figures, each decoded and scored for likeness; cached under one key
+  5. accessories: each its own text-only generation; cached one by one
+finish (the CPU's part; figurine batch overlaps it with the next row's prepare)
+  6. cut-outs of the best figure and of each accessory (keyed by the picture and matte settings)
+  7. package: the box drawn around them
+  8. outputs: package picture (provenance inside), JSON sidecar, optional print PDF, the run
+     directory's copy and run.json, written as one unit (figurine.outputs.OutputSet)
 
-Every stage runs inside `_stage(name)`: timed, metered (figurine.energy) and reported to the
+Every stage runs inside a stage window: timed, metered (figurine.energy) and reported to the
 hooks, `hook(stage, event, info)` with event "started" / "done" / "failed" (the web UI's
-progress bar, figurine bench's VRAM and latency). An unexpected error inside a stage becomes one
-line naming the stage and the likely setting; the traceback goes to RUN_DIR/error.log.
-`rerun(run_dir, photos=None, **changes)` is the one re-run path: make --run, pack --run and the
-web UI's Re-pack all call it.
+progress bar, figurine bench's latency and VRAM). An unexpected error inside a stage becomes
+one line naming the stage and the likely setting; the traceback goes to RUN_DIR/error.log.
+`rerun(run_dir, photos=None, **changes)` is the one re-run path: make --run, pack --run, the
+web UI's Re-pack and figurine batch all use it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import logging
 import os
@@ -47,7 +51,7 @@ from typing import Callable
 
 from figurine.config import Config
 from figurine.errors import FigurineError, InputError, NeedsInputError
-from figurine.request import Request
+from figurine.request import Photo, Request
 from figurine.rundir import ERROR_LOG, RunDir
 
 log = logging.getLogger(__name__)
@@ -73,10 +77,27 @@ class Plan:
     size: str
     output: Path
     run_dir: Path
-    photos: list = field(default_factory=list)       # decoded PIL images (the photo bytes: hashed only)
-    pose_ref: object = None                          # decoded pose reference photo
-    own_items: list = field(default_factory=list)    # the user's own accessory pictures
-    replaceable: set = field(default_factory=set)    # sha256 of outputs a re-run may replace
+    photos: list = field(default_factory=list)        # decoded PIL images
+    photo_bytes: list = field(default_factory=list)   # their bytes: hashed for the cache, never written
+    pose_ref: object = None                           # decoded pose reference photo
+    own_items: list = field(default_factory=list)     # the user's own accessory pictures
+    replaceable: set = field(default_factory=set)     # sha256 of outputs a re-run may replace
+
+
+@dataclass
+class Job:
+    """One request between prepare and finish: its plan, run directory, record and meters."""
+
+    plan: Plan
+    run: RunDir
+    old: dict                # the run directory's previous record
+    record: dict             # this run's record, filled stage by stage
+    prompts: object = None
+    embedding: object = None
+    timings: dict = field(default_factory=dict)
+    reused: list = field(default_factory=list)
+    meter: object = None
+    labels: dict = field(default_factory=dict)  # stage key -> the user's own file name, for messages (never stored)
 
 
 @dataclass
@@ -164,9 +185,9 @@ class FigurinePipeline:
         """Everything a user can get wrong, checked before any model loads: one line if wrong.
         `replace_own` (re-runs): outputs this run directory wrote before may be replaced."""
         from figurine import limits, provenance
-        from figurine.outputs import check_distinct
+        from figurine.outputs import OutputSet, check_distinct
         from figurine.packaging import list_templates, open_picture, validate_text
-        from figurine.photo import load_photo
+        from figurine.photo import decode_photo, load_photo, read_bytes
         from figurine.pose import list_presets
 
         cfg, g = self.cfg, self.cfg.generation
@@ -194,12 +215,11 @@ class FigurinePipeline:
             raise InputError(f"{req.pdf}: the print PDF's name must end in .pdf")
         outputs = [output, limits.sidecar_for(output), req.pdf]
         check_distinct(outputs + [run_dir])
-        from figurine.outputs import OutputSet
-
-        replaceable = set(RunDir(run_dir).load().get("outputs", [])) if replace_own and run_dir.is_dir() else set()
-        OutputSet(force=req.force, replaceable=replaceable).check(*outputs)
         if run_dir.exists() and (run_dir.is_symlink() or not run_dir.is_dir()):
             raise InputError(f"{run_dir}: the run directory exists and is not a folder")
+        replaceable = set(RunDir(run_dir).load().get("outputs", [])) if replace_own and run_dir.is_dir() else set()
+        OutputSet(force=req.force, replaceable=replaceable).check(*outputs)
+        photo_bytes = [p.data if isinstance(p, Photo) else read_bytes(p, str(p)) for p in req.photos]
         seed = g.seed if req.seed is None else req.seed
         if seed < 0:
             seed = secrets.randbelow(2**31)
@@ -207,81 +227,15 @@ class FigurinePipeline:
             request=req, seed=seed, candidates=req.candidates or g.candidates, pose=pose,
             face_index=cfg.face.index if req.face_index is None else req.face_index,
             template=template, size=size, output=output, run_dir=run_dir, replaceable=replaceable,
-            photos=[load_photo(p) for p in req.photos],
+            photos=[decode_photo(data, photo_label(p)) for data, p in zip(photo_bytes, req.photos)],
+            photo_bytes=photo_bytes,
             pose_ref=load_photo(req.pose_from) if req.pose_from else None,
             own_items=[open_picture(p, "accessory image") for p in req.accessory_images],
         )
 
     # -- the run -----------------------------------------------------------------------------
     def __call__(self, req: Request, replace_own: bool = False) -> Result:
-        # 1. Inputs.
-        plan = self.check_inputs(req, replace_own)
-        # 2. The run directory and what it already holds (a new one that stays empty is removed).
-        run = RunDir(plan.run_dir)
-        created = not plan.run_dir.exists()
-        run.create()
-        try:
-            return self._run_stages(plan, run)
-        except BaseException:
-            if created and plan.run_dir.is_dir() and not any(plan.run_dir.iterdir()):
-                plan.run_dir.rmdir()
-            raise
-
-    def _run_stages(self, plan: Plan, run: RunDir) -> Result:
-        from figurine import prompt
-        from figurine.energy import EnergyMeter
-
-        cfg, req = self.cfg, plan.request
-        old = run.load()
-        salt = old.get("salt") or secrets.token_hex(16)
-        self._run, self._timings, self._reused = run, {}, []
-        self._meter = EnergyMeter.from_config(cfg.energy, sync="torch")
-        # 3. Prompts (the name is never in them: the box spells it).
-        prompts = prompt.build_prompts(
-            req.name, tagline=req.tagline, outfit=req.outfit or cfg.prompt.outfit, accessories=req.accessories,
-            style=cfg.prompt.style, extra=cfg.prompt.extra, negative=cfg.prompt.negative)
-        log.info("figure prompt: %s", prompts.figure)
-        log.info("negative prompt: %s", prompts.figure_negative)
-        model_key = {"model": asdict(cfg.model), "runtime": {"dtype": cfg.runtime.dtype},
-                     "matte": asdict(cfg.matte)}
-        record: dict = {"salt": salt, "stages": {}, "outputs": old.get("outputs", [])}
-        # 4. Figure: identity, pose, candidates.
-        fig = self._figure_stage(plan, prompts, old, salt, model_key)
-        embedding = fig.pop("_embedding", None)
-        record["stages"]["figure"] = fig
-        run.commit({**old, **record, "stages": {**old.get("stages", {}), "figure": fig}})
-        # 5. Accessories.
-        items = self._accessory_stage(plan, prompts, old, model_key)
-        record["stages"]["accessories"] = {"items": items}
-        # 6. Package.
-        figure = run.open_image(fig["mattes"][fig["best"]], "the figure's cut-out")
-        accessories = [run.open_image(i["matte"], "an accessory's cut-out") for i in items]
-        package, layout = self._package_stage(plan, figure, accessories)
-        gen = self._generator
-        record.update({
-            "figurine": __import__("figurine").__version__,
-            "request": req.shareable(),
-            "resolved": {"seed": plan.seed, "candidates": plan.candidates, "pose": plan.pose,
-                         "face_index": plan.face_index, "template": plan.template, "size": plan.size},
-            "prompts": {"figure": prompts.figure, "negative": prompts.figure_negative,
-                        "accessories": {i["text"]: i.get("prompt") for i in items}},
-            "config": cfg.to_dict(),
-            "model_hashes": old.get("model_hashes", {}) if gen is None else model_hashes(cfg, gen.files),
-            "runtime": old.get("runtime") if gen is None else {
-                "device": gen.runtime.device, "dtype": str(gen.runtime.dtype).replace("torch.", ""),
-                "memory": gen.runtime.memory},
-            "timings": self._timings,
-            "reused": self._reused,
-            "energy": {"stages": [r.to_dict() for r in self._meter.readings],
-                       "total": self._meter.total(exclude=("load",)).to_dict()},
-            "layout": layout_record(layout),
-        })
-        # 7. Outputs, as one unit.
-        self._write_outputs(plan, record, package, figure, accessories, embedding)
-        energy_line = self._meter.total(exclude=("load",)).format_line()
-        self._meter.close()
-        return Result(plan.output, plan.run_dir, record, self._reused, energy_line,
-                      package=package, figure=figure, accessories=accessories)
+        return self.finish(self.prepare(req, replace_own))
 
     def rerun(self, run_dir, photos=None, output=None, pdf=None, force: bool = False, **changes) -> Result:
         """The run in `run_dir` again with `changes` (name=, template=, seed=, accessories=...):
@@ -296,15 +250,90 @@ class FigurinePipeline:
                                   output=output or run_dir.with_suffix(".png"), **changes)
         return self(req, replace_own=True)
 
-    # -- stages --------------------------------------------------------------------------------
-    def _stage(self, name: str):
-        return _StageWindow(self, name)
+    def prepare(self, req: Request, replace_own: bool = False) -> Job:
+        """Steps 1-5: inputs, run directory, prompts, figure, accessories (the GPU's part)."""
+        from figurine import prompt
 
-    def _figure_stage(self, plan: Plan, prompts, old: dict, salt: str, model_key: dict) -> dict:
-        req, g = plan.request, self.cfg.generation
-        before = old.get("stages", {}).get("figure", {}).get("inputs", {})
-        photo_key = (salted_hash(salt, b"".join(p.read_bytes() for p in req.photos)) if req.photos
-                     else before.get("photo"))
+        cfg = self.cfg
+        # 1. Inputs.
+        plan = self.check_inputs(req, replace_own)
+        # 2. The run directory and what it already holds (a new one that stays empty is removed).
+        run = RunDir(plan.run_dir)
+        created = not plan.run_dir.exists()
+        run.create()
+        try:
+            old = run.load()
+            job = Job(plan, run, old, {"salt": old.get("salt") or secrets.token_hex(16), "stages": {},
+                                       "outputs": old.get("outputs", [])})
+            job.meter = self._new_meter()
+            # 3. Prompts (the name is never in them: the box spells it).
+            job.prompts = prompt.build_prompts(
+                req.name, tagline=req.tagline, outfit=req.outfit or cfg.prompt.outfit,
+                accessories=req.accessories, style=cfg.prompt.style, extra=cfg.prompt.extra,
+                negative=cfg.prompt.negative)
+            log.info("figure prompt: %s", job.prompts.figure)
+            log.info("negative prompt: %s", job.prompts.figure_negative)
+            # 4. Figure: identity, pose, candidates; saved at once, so an interrupt keeps it.
+            job.record["stages"]["figure"] = self._figure(job)
+            run.commit({**old, **job.record, "stages": {**old.get("stages", {}), **job.record["stages"]}})
+            # 5. Accessories.
+            job.record["stages"]["accessories"] = {"items": self._accessories(job)}
+            return job
+        except BaseException:
+            if created and plan.run_dir.is_dir() and not any(plan.run_dir.iterdir()):
+                plan.run_dir.rmdir()
+            raise
+
+    def finish(self, job: Job) -> Result:
+        """Steps 6-8: cut-outs, package, outputs (the CPU's part)."""
+        cfg, plan, run, record = self.cfg, job.plan, job.run, job.record
+        fig, items = record["stages"]["figure"], record["stages"]["accessories"]["items"]
+        # 6. Cut-outs.
+        self._cut_outs(job, fig, items)
+        figure = run.open_image(fig["matte"], "the figure's cut-out")
+        accessories = [run.open_image(i["matte"], "an accessory's cut-out") for i in items]
+        # 7. Package.
+        from figurine.packaging import PackText, render_package
+
+        with self._stage(job, "packaging"):
+            package, layout = render_package(figure, accessories, PackText(plan.request.name, plan.request.tagline),
+                                             template=plan.template, size=plan.size, edition=plan.request.edition)
+        # 8. Outputs, as one unit.
+        gen = self._generator
+        self._baseline(job, "after")
+        energy = energy_record(job.meter, plan.candidates)
+        total = job.meter.total(exclude=("load",))
+        record.update({
+            "figurine": __import__("figurine").__version__,
+            "request": plan.request.shareable(),
+            "resolved": {"seed": plan.seed, "candidates": plan.candidates, "pose": plan.pose,
+                         "face_index": plan.face_index, "template": plan.template, "size": plan.size},
+            "prompts": {"figure": job.prompts.figure, "negative": job.prompts.figure_negative,
+                        "accessories": {i["text"]: i.get("prompt") for i in items}},
+            "config": cfg.to_dict(),
+            "model_hashes": job.old.get("model_hashes", {}) if gen is None else model_hashes(cfg, gen.files),
+            "runtime": job.old.get("runtime") if gen is None else {
+                "device": gen.runtime.device, "dtype": str(gen.runtime.dtype).replace("torch.", ""),
+                "memory": gen.runtime.memory},
+            "timings": job.timings,
+            "reused": job.reused,
+            "energy": energy,
+            "layout": layout_record(layout),
+        })
+        self._write_outputs(job, package, figure, accessories)
+        job.meter.close()
+        return Result(plan.output, plan.run_dir, record, job.reused, energy_line(job.meter, total),
+                      package=package, figure=figure, accessories=accessories)
+
+    # -- stages --------------------------------------------------------------------------------
+    def _stage(self, job: Job, name: str):
+        return _StageWindow(self, job, name)
+
+    def _figure(self, job: Job) -> dict:
+        """Step 4: reuse the stored figure if its key matches, else identity, pose, candidates."""
+        plan, req, g, salt = job.plan, job.plan.request, self.cfg.generation, job.record["salt"]
+        before = job.old.get("stages", {}).get("figure", {}).get("inputs", {})
+        photo_key = salted_hash(salt, b"".join(plan.photo_bytes)) if plan.photo_bytes else before.get("photo")
         # A pose taken from a reference photo stays that pose on a re-run, unless --pose is given.
         if req.pose_from is not None:
             pose_key = salted_hash(salt, req.pose_from.read_bytes())
@@ -312,14 +341,16 @@ class FigurinePipeline:
             pose_key = before.get("pose")
         else:
             pose_key = plan.pose
-        inputs = {"photo": photo_key, "face_index": plan.face_index, "pose": pose_key, "prompt": prompts.figure,
-                  "negative": prompts.figure_negative, "seed": plan.seed, "candidates": plan.candidates,
+        inputs = {"photo": photo_key, "face_index": plan.face_index, "pose": pose_key,
+                  "prompt": job.prompts.figure, "negative": job.prompts.figure_negative, "seed": plan.seed,
+                  "candidates": plan.candidates,
                   "generation": {k: v for k, v in asdict(g).items() if k not in ("seed", "candidates")},
-                  "pose_style": asdict(self.cfg.pose), **model_key}
+                  "pose_style": asdict(self.cfg.pose), "model": asdict(self.cfg.model),
+                  "dtype": self.cfg.runtime.dtype}
         key = digest(inputs)
-        reused = self._run.reusable(old, "figure", key)
+        reused = job.run.reusable(job.old, "figure", key)
         if reused is not None:
-            self._reused.append("figure")
+            job.reused.append("figure")
             print(f"reusing the figure from {plan.run_dir} (its inputs did not change)")
             return reused
         if not plan.photos:
@@ -328,45 +359,45 @@ class FigurinePipeline:
         if pose_key != plan.pose and plan.pose_ref is None:
             raise NeedsInputError("the figure must be generated again and its pose came from a reference photo: "
                                   "give --pose-from REF again (or --pose NAME)")
-        fig = self._make_figures(plan, prompts, key, photo_key)
-        fig["inputs"].update(pose=pose_key, pose_from_photo=plan.pose_ref is not None)
+        fig = self._make_figures(job, key)
+        fig["inputs"] = {"photo": photo_key, "pose": pose_key, "pose_from_photo": plan.pose_ref is not None}
         return fig
 
-    def _make_figures(self, plan: Plan, prompts, key: str, photo_key: str) -> dict:
-        from figurine.face import identity_score, pick
+    def _make_figures(self, job: Job, key: str) -> dict:
+        from figurine.face import check_one_person, identity_scores, pick
         from figurine.pose import load_preset, pose_from_image, render_pose
 
-        cfg, g, run = self.cfg, self.cfg.generation, self._run
+        cfg, g, plan, run, prompts = self.cfg, self.cfg.generation, job.plan, job.run, job.prompts
         # Identity: the face on each photo (several photos of one person: their mean embedding).
-        with self._stage("identity"):
-            faces = [pick(self.analyzer().faces(p), plan.face_index, label=str(path))
-                     for p, path in zip(plan.photos, plan.request.photos)]
-            embedding = mean_embedding([f.embedding for f in faces])
+        with self._stage(job, "identity"):
+            labels = [photo_label(p) for p in plan.request.photos]
+            faces = [pick(self.analyzer().faces(image), plan.face_index, label=label)
+                     for image, label in zip(plan.photos, labels)]
+            check_one_person([f.embedding for f in faces], labels, cfg.face.same_person)
+            job.embedding = mean_embedding([f.embedding for f in faces])
         # Pose.
-        with self._stage("pose"):
+        with self._stage(job, "pose"):
             pose = (pose_from_image(plan.pose_ref, cfg.path("model.annotators")) if plan.pose_ref is not None
                     else load_preset(plan.pose))
             control = render_pose(pose, g.width, g.height, cfg.pose.limb_width, cfg.pose.point_radius)
         pose_image = run.save_image(control, f"pose-{key[:8]}.png")
-        # Figures, each decoded, scored and cut out.
-        gen = self._load_generator()
-        files, mattes, scores, seeds, methods = [], [], [], [], []
+        # Figures, each decoded and scored (after the GPU's baseline power, where it can be read).
+        gen = self._load_generator(job)
+        self._baseline(job, "before")
+        files, scores, seeds, photo_scores = [], [], [], []
         for i in range(plan.candidates):
             s = plan.seed + i
-            with self._stage("generation"):
-                latents = gen.figure(prompts.figure, prompts.figure_negative, control, embedding, seed=s)
-            with self._stage("vae_decode"):
+            with self._stage(job, "generation"):
+                latents = gen.figure(prompts.figure, prompts.figure_negative, control, job.embedding, seed=s)
+            with self._stage(job, "vae_decode"):
                 image = gen.decode(latents)[0]
-            with self._stage("identity_score"):
-                score = identity_score(self.analyzer(), image, embedding)
-            with self._stage("matte"):
-                cutout, method = self._cut(image, f"figure candidate {i}")
+            with self._stage(job, "identity_score"):  # against every photo: their mean is the score
+                per_photo = identity_scores(self.analyzer(), image, [f.embedding for f in faces])
             files.append(run.save_image(image, f"figure-{key[:8]}-{i}.png"))
-            mattes.append(run.save_image(cutout, f"figure-{key[:8]}-{i}-matte.png"))
-            score = None if score is None else round(float(score), 4)
+            score = None if per_photo is None else round(float(sum(per_photo) / len(per_photo)), 4)
             scores.append(score)
+            photo_scores.append(None if per_photo is None else [round(x, 4) for x in per_photo])
             seeds.append(s)
-            methods.append(method)
             shown = "no face detected" if score is None else f"{score:.4f}"
             print(f"candidate {i} (seed {s}): identity score {shown}")
         scored = [(sc, i) for i, sc in enumerate(scores) if sc is not None]
@@ -374,89 +405,113 @@ class FigurinePipeline:
         if plan.candidates > 1:
             print(f"packaging candidate {best}" + ("" if scored else " (no face detected on any candidate)"))
         face = faces[0]
-        return {"key": key, "files": files, "mattes": mattes, "scores": scores, "seeds": seeds, "best": best,
-                "matte_methods": methods, "pose_image": pose_image, "inputs": {"photo": photo_key},
+        return {"key": key, "files": files, "scores": scores, "photo_scores": photo_scores, "seeds": seeds, "best": best,
+                "pose_image": pose_image,
                 "face": {"box": [round(float(v), 1) for v in face.box], "det_score": round(float(face.det_score), 4),
-                         "photos": len(faces)},
-                "_embedding": embedding}
+                         "photos": len(faces)}}
 
-    def _accessory_stage(self, plan: Plan, prompts, old: dict, model_key: dict) -> list[dict]:
-        req, a = plan.request, self.cfg.accessories
-        previous = {i["key"]: i for i in old.get("stages", {}).get("accessories", {}).get("items", [])
-                    if isinstance(i, dict) and "key" in i}
+    def _accessories(self, job: Job) -> list[dict]:
+        """Step 5: each accessory reused by its key or generated; own pictures carried along."""
+        plan, req, a = job.plan, job.plan.request, self.cfg.accessories
+        stored = job.old.get("stages", {}).get("accessories", {}).get("items", [])
+        previous = {i["key"]: i for i in stored if isinstance(i, dict) and "key" in i and not i.get("own_image")}
         items, todo = [], []
         for text in req.accessories:
-            p, n = prompts.accessory(text)
+            p, n = job.prompts.accessory(text)
             seed = accessory_seed(plan.seed, text)
-            key = digest({"text": text, "prompt": p, "negative": n, "seed": seed, "cfg": asdict(a), **model_key})
+            key = digest({"text": text, "prompt": p, "negative": n, "seed": seed, "cfg": asdict(a),
+                          "model": asdict(self.cfg.model), "dtype": self.cfg.runtime.dtype})
             prev = previous.get(key)
-            if prev and self._run.has(prev.get("raw") or "") and self._run.has(prev["matte"]):
+            if prev and job.run.has(prev.get("raw") or ""):
                 items.append(prev)
             else:
-                item = {"key": key, "text": text, "prompt": p, "seed": seed,
-                        "raw": f"accessory-{key[:8]}.png", "matte": f"accessory-{key[:8]}-matte.png"}
+                item = {"key": key, "text": text, "prompt": p, "seed": seed, "raw": f"accessory-{key[:8]}.png"}
                 items.append(item)
                 todo.append(item)
         if req.accessories and not todo:
-            self._reused.append("accessories")
+            job.reused.append("accessories")
             print(f"reusing the accessories from {plan.run_dir} (their inputs did not change)")
         elif todo:
             kept = [i["text"] for i in items if i not in todo]
             if kept:
                 print(f"reusing accessories {kept}; generating {[i['text'] for i in todo]}")
-            self._make_accessories(todo, negative=prompts.accessory(todo[0]["text"])[1])
-        # The user's own pictures: cut out now, or kept from the run when none are given again.
+            self._make_accessories(job, todo, negative=job.prompts.accessory(todo[0]["text"])[1])
+        # The user's own pictures: kept as given (cut out in finish), or from the run when none are given.
         if plan.own_items:
-            for i, (path, picture) in enumerate(zip(req.accessory_images, plan.own_items)):
-                with self._stage("matte"):
-                    cutout, method = self._cut(picture, path.name)
-                key = digest({"own": i, "pixels": hashlib.sha256(cutout.tobytes()).hexdigest()})
-                items.append({"key": key, "text": f"own image {i + 1}", "own_image": True, "matte_method": method,
-                              "matte": self._run.save_image(cutout, f"accessory-own-{key[:8]}-matte.png")})
+            for i, (picture, path) in enumerate(zip(plan.own_items, req.accessory_images)):
+                buf = io.BytesIO()
+                picture.save(buf, format="PNG")
+                key = digest({"own": i, "pixels": hashlib.sha256(buf.getvalue()).hexdigest()})
+                job.labels[key] = str(path)
+                items.append({"key": key, "text": f"own image {i + 1}", "own_image": True,
+                              "raw": job.run.save_bytes(buf.getvalue(), f"accessory-own-{key[:8]}.png")})
         else:
-            items += [i for i in old.get("stages", {}).get("accessories", {}).get("items", [])
-                      if isinstance(i, dict) and i.get("own_image") and self._run.has(i["matte"])]
+            items += [i for i in stored if isinstance(i, dict) and i.get("own_image") and job.run.has(i.get("raw") or "")]
         return items
 
-    def _make_accessories(self, todo: list[dict], negative: str) -> None:
+    def _make_accessories(self, job: Job, todo: list[dict], negative: str) -> None:
         a = self.cfg.accessories
-        gen = self._load_generator()
+        gen = self._load_generator(job)
         batch = max(1, a.batch)
         for start in range(0, len(todo), batch):
             chunk = todo[start:start + batch]
-            with self._stage("accessories"):
+            with self._stage(job, "accessories"):
                 latents = gen.accessories([(i["prompt"], negative, i["seed"]) for i in chunk],
                                           a.width, a.height, a.steps, a.guidance)
                 images = gen.decode(latents)
             for item, image in zip(chunk, images):
-                self._run.save_image(image, item["raw"])
-                with self._stage("matte"):
-                    cutout, item["matte_method"] = self._cut(image, f"accessory '{item['text']}'")
-                self._run.save_image(cutout, item["matte"])
+                job.run.save_image(image, item["raw"])
 
-    def _package_stage(self, plan: Plan, figure, accessories):
-        from figurine.packaging import PackText, render_package
+    def _cut_outs(self, job: Job, fig: dict, items: list[dict]) -> None:
+        """Step 6: the best figure and every accessory cut out, each reused when its picture and
+        the matte settings are unchanged."""
+        settings = asdict(self.cfg.matte)
+        for entry, source, what in [(fig, fig["files"][fig["best"]], "the figure")] + [
+                (i, i["raw"], job.labels.get(i["key"], i["text"]) if i.get("own_image") else f"accessory '{i['text']}'")
+                for i in items]:
+            key = digest({"picture": entry["key"], "source": source, "matte": settings})
+            if entry.get("matte_key") == key and job.run.has(entry.get("matte") or ""):
+                continue
+            picture = job.run.open_image(source, what, rgba=False)  # an own cut-out keeps its alpha
+            with self._stage(job, "matte"):
+                cutout, entry["matte_method"] = self.matter().cut_or_whole(picture, what)
+            entry["matte"] = job.run.save_image(cutout, source.replace(".png", f"-{key[:8]}-matte.png"))
+            entry["matte_key"] = key
 
-        with self._stage("packaging"):
-            return render_package(figure, accessories, PackText(plan.request.name, plan.request.tagline),
-                                  template=plan.template, size=plan.size, edition=plan.request.edition)
+    def _new_meter(self):
+        """An energy meter on the GPU the models run on (found by the CUDA device's UUID / PCI
+        bus id, not NVML's index), or on none when the config runs on the CPU."""
+        from figurine.energy import EnergyMeter
 
-    def _load_generator(self):
+        if self.cfg.runtime.device == "cpu":
+            return EnergyMeter.from_config(self.cfg.energy, sync=None,
+                                           no_gpu="figurine runs on the CPU here (runtime.device = \"cpu\")")
+        return EnergyMeter.from_config(self.cfg.energy, device=None)
+
+    def _baseline(self, job: Job, label: str) -> None:
+        """The GPU's idle power, measured the same way in make and bench (docs/energy.md):
+        before the first generation and again after the run; net energy uses their mean."""
+        e = self.cfg.energy
+        if not e.measure_idle or not job.meter.gpu_available:
+            return
+        if label == "after" and not any(b.label == "before" for b in job.meter.baselines):
+            return  # nothing ran on the GPU in this call (a re-pack)
+        job.meter.measure_baseline(e.settle_seconds, e.baseline_seconds, label=label)
+
+    def _load_generator(self, job: Job):
         if self._generator is None:
-            with self._stage("load"):
+            with self._stage(job, "load"):
                 self.generator()
         return self._generator
 
-    def _cut(self, image, what: str):
-        return self.matter().cut_or_whole(image, what)
-
-    # -- 7. outputs ----------------------------------------------------------------------------
-    def _write_outputs(self, plan: Plan, record: dict, package, figure, accessories, embedding) -> None:
+    # -- 8. outputs ----------------------------------------------------------------------------
+    def _write_outputs(self, job: Job, package, figure, accessories) -> None:
         """Package picture (provenance inside), sidecar, PDF, run-directory copy and run.json."""
         from figurine import limits, packaging, provenance
         from figurine.outputs import OutputSet
 
-        req, g, run = plan.request, self.cfg.generation, self._run
+        plan, record, run, g = job.plan, job.record, job.run, self.cfg.generation
+        req = plan.request
         shared = provenance.shareable(record)
         hashes = record.get("model_hashes") or {}
         unet = next((h for f, h in sorted(hashes.items()) if "unet" in f or f.endswith(".safetensors")), "")
@@ -472,8 +527,6 @@ class FigurinePipeline:
         sidecar = json.dumps(shared, indent=2, sort_keys=True).encode()
         pdf = None
         if req.pdf:
-            import io
-
             buf = io.BytesIO()
             packaging.export_pdf(figure, accessories, packaging.PackText(req.name, req.tagline), plan.template,
                                  buf, edition=req.edition)
@@ -481,9 +534,8 @@ class FigurinePipeline:
         copy_name = "package" + plan.output.suffix.lower()
         record["package"] = copy_name
         # The files this run wrote (sha256, newest first): a re-run may replace them without --force.
-        before = list(record.get("outputs", []))
         written = [hashlib.sha256(v).hexdigest() for v in (data, sidecar, pdf) if v is not None]
-        record["outputs"] = list(dict.fromkeys(written + before))[:MAX_OWN_OUTPUTS]
+        record["outputs"] = list(dict.fromkeys(written + list(record.get("outputs", []))))[:MAX_OWN_OUTPUTS]
         with OutputSet(force=req.force, replaceable=plan.replaceable) as out:
             out.add(plan.output, lambda f: f.write(data))
             out.add(limits.sidecar_for(plan.output), lambda f: f.write(sidecar))
@@ -491,13 +543,11 @@ class FigurinePipeline:
                 out.add(req.pdf, lambda f: f.write(pdf))
             out.commit()
         run.save_bytes(data, copy_name)
-        if req.store_embedding and embedding is not None:
-            import io
-
+        if req.store_embedding and job.embedding is not None:
             import numpy as np
 
             buf = io.BytesIO()
-            np.save(buf, embedding)
+            np.save(buf, job.embedding)
             run.save_bytes(buf.getvalue(), EMBEDDING_FILE)
             record["stored_embedding"] = EMBEDDING_FILE
         run.commit(record)
@@ -506,28 +556,55 @@ class FigurinePipeline:
 class _StageWindow:
     """Times and meters one stage and tells the hooks; an unexpected error becomes one line."""
 
-    def __init__(self, pipe: FigurinePipeline, name: str):
-        self.pipe, self.name = pipe, name
+    def __init__(self, pipe: FigurinePipeline, job: Job, name: str):
+        self.pipe, self.job, self.name = pipe, job, name
 
     def __enter__(self):
         for hook in self.pipe.hooks:
             hook(self.name, "started", {})
         self.t0 = time.perf_counter()
-        self.window = self.pipe._meter.window(self.name)
+        self.window = self.job.meter.window(self.name)
         self.window.__enter__()
         return self
 
     def __exit__(self, exc_type, exc, tb):
         self.window.__exit__(exc_type, exc, tb)
         seconds = time.perf_counter() - self.t0
-        timings = self.pipe._timings
+        timings = self.job.timings
         timings[self.name] = round(timings.get(self.name, 0.0) + seconds, 4)
         info = {"seconds": seconds, "energy": self.window.result}
         for hook in self.pipe.hooks:
             hook(self.name, "done" if exc is None else "failed", info)
         if isinstance(exc, Exception) and not isinstance(exc, FigurineError):
-            raise stage_failure(self.name, exc, self.pipe._run.path, self.pipe.cfg) from exc
+            raise stage_failure(self.name, exc, self.job.run.path, self.pipe.cfg) from exc
         return False
+
+
+def energy_record(meter, candidates: int) -> dict:
+    """The run's energy as run.json keeps it: every stage window, the total without loading,
+    loading apart, and per figure (generation + VAE decode, divided by the candidates made)."""
+    figure = [r for r in meter.readings if r.stage in ("generation", "vae_decode")]
+    load = [r for r in meter.readings if r.stage == "load"]
+    return {"stages": [r.to_dict() for r in meter.readings],
+            "total": meter.total(exclude=("load",)).to_dict(),
+            "load": meter.combine("load", load).to_dict() if load else None,
+            "figure": meter.combine("figure", figure, images=candidates).to_dict() if figure else None,
+            "method": meter.describe(include_device=False)}
+
+
+def energy_line(meter, total) -> str:
+    """One plain sentence for the terminal (loading the models reported apart)."""
+    line = total.format_line()
+    load = [r for r in meter.readings if r.stage == "load"]
+    if load:
+        j = meter.combine("load", load).gpu_joules_gross
+        line += f" Loading the models took {load[0].seconds:.1f} s" + (f" and {j:.0f} J (not included)." if j else
+                                                                      " (not included).")
+    return line
+
+
+def photo_label(photo) -> str:
+    return photo.name if isinstance(photo, Photo) else str(photo)
 
 
 def mean_embedding(embeddings: list):

@@ -32,12 +32,20 @@ MAX_EDITION = 9999
 MAX_PHOTOS = 8
 
 
+@dataclass(frozen=True)
+class Photo:
+    """A photo already in memory: a batch worker gets the bytes, never writes them anywhere."""
+
+    name: str  # for messages only ("row 3 photo 1")
+    data: bytes = field(repr=False)
+
+
 @dataclass
 class Request:
     """One figure. None means "the config's value" (pose, seed, candidates, template, size...)."""
 
     name: str
-    photos: list[Path] = field(default_factory=list)
+    photos: list = field(default_factory=list)  # paths (Path/str) or Photo (bytes in memory)
     output: Path | None = None        # the package picture; None: NAME.png (make) / the run's own name
     tagline: str = ""
     outfit: str = ""
@@ -57,7 +65,8 @@ class Request:
     edition: int | None = None
 
     def __post_init__(self):
-        self.photos = [Path(p) for p in ([self.photos] if isinstance(self.photos, (str, Path)) else self.photos)]
+        photos = [self.photos] if isinstance(self.photos, (str, Path, Photo)) else self.photos
+        self.photos = [p if isinstance(p, Photo) else Path(p) for p in photos]
         self.accessory_images = [Path(p) for p in self.accessory_images]
         for key in ("output", "pose_from", "pdf", "run_dir"):
             value = getattr(self, key)

@@ -64,8 +64,8 @@ class RunDir:
         except OSError:
             return False
 
-    def open_image(self, name: str, what: str):
-        """A stored picture, as RGBA; one line when it is missing or not a picture."""
+    def open_image(self, name: str, what: str, rgba: bool = True):
+        """A stored picture (as RGBA, or in its own mode); one line when it is missing or not a picture."""
         from PIL import Image, UnidentifiedImageError
 
         if not self.has(name):
@@ -75,7 +75,7 @@ class RunDir:
             with Image.open(self.file(name)) as im:
                 if im.width * im.height > 64_000_000:
                     raise InputError(f"{self.path / name}: {what} is too large ({im.width}x{im.height})")
-                return im.convert("RGBA")
+                return im.convert("RGBA") if rgba else im.copy()
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
             raise InputError(f"{self.path / name}: {what} is not a readable picture ({type(e).__name__})") from None
 
@@ -144,15 +144,14 @@ class RunDir:
 
 
 def stage_files(stage: dict) -> list[str]:
-    files = list(stage.get("files", [])) + list(stage.get("mattes", []))
-    if stage.get("pose_image"):
-        files.append(stage["pose_image"])
-    return files
+    """The files a stored figure stage needs to be reused (its cut-out is made again if missing)."""
+    return list(stage.get("files", [])) + ([stage["pose_image"]] if stage.get("pose_image") else [])
 
 
 def referenced(record: dict) -> set[str]:
     stages = record.get("stages", {})
-    names = set(stage_files(stages.get("figure", {})))
+    fig = stages.get("figure", {})
+    names = set(stage_files(fig)) | ({fig["matte"]} if fig.get("matte") else set())
     for item in stages.get("accessories", {}).get("items", []):
         names.update(n for n in (item.get("raw"), item.get("matte")) if n)
     if record.get("package"):
@@ -185,10 +184,10 @@ def check_record(data: dict, path: Path) -> None:
     if fig is not None:
         if not isinstance(fig, dict):
             raise _bad(path, "'stages.figure' is not a table")
-        files, mattes = fig.get("files"), fig.get("mattes")
-        if not (isinstance(files, list) and isinstance(mattes, list) and len(files) == len(mattes) >= 1):
+        files = fig.get("files")
+        if not (isinstance(files, list) and len(files) >= 1):
             raise _bad(path, "the figure stage lists no figures")
-        for name in files + mattes + ([fig["pose_image"]] if fig.get("pose_image") else []):
+        for name in files + [fig[k] for k in ("pose_image", "matte") if fig.get(k) is not None]:
             check_name(name, f"{path}: a figure file")
         best = fig.get("best")
         if isinstance(best, bool) or not isinstance(best, int) or not 0 <= best < len(files):
@@ -206,9 +205,9 @@ def check_record(data: dict, path: Path) -> None:
         for item in items:
             if not isinstance(item, dict) or not isinstance(item.get("text", ""), str):
                 raise _bad(path, "an accessory entry is not a table with a text")
-            check_name(item.get("matte"), f"{path}: an accessory cut-out")
-            if item.get("raw") is not None:
-                check_name(item["raw"], f"{path}: an accessory picture")
+            for k in ("raw", "matte"):
+                if item.get(k) is not None:
+                    check_name(item[k], f"{path}: an accessory picture")
             if not isinstance(item.get("key", ""), str):
                 raise _bad(path, "an accessory key is not text")
     outputs = data.get("outputs", [])

@@ -172,7 +172,7 @@ def reference_figure(pipe, record: dict, run: Path, embedding, dtype: str, *, or
     g = record["config"]["generation"]
     out = pipe(prompt=record["prompts"]["figure"],
                negative_prompt=record["prompts"]["negative"] if negative is None else negative,
-               image=Image.open(run / "pose.png").convert("RGB"),
+               image=Image.open(run / record["stages"]["figure"]["pose_image"]).convert("RGB"),
                ip_adapter_image_embeds=[id_embeds(embedding, DTYPES[dtype], order)],
                controlnet_conditioning_scale=g["controlnet_scale"] if controlnet_scale is None else controlnet_scale,
                num_inference_steps=g["steps"], guidance_scale=g["guidance"], width=g["width"], height=g["height"],

@@ -67,7 +67,7 @@ def test_make_writes_package_sidecar_and_run_dir(first_run):
     assert "Ada" not in sidecar["prompts"]["figure"]  # the box spells the name; SDXL is not asked to
     run = tmp / "fig.run"
     fig = sidecar["stages"]["figure"]
-    for name in (fig["pose_image"], fig["files"][0], fig["mattes"][0], "package.png", "run.json"):
+    for name in (fig["pose_image"], fig["files"][0], fig["matte"], "package.png", "run.json"):
         assert (run / name).is_file(), name
     assert fig["files"][0] == f"figure-{fig['key'][:8]}-0.png"  # a stage file's name carries its key
     assert "Energy:" in proc.stdout and "unavailable" in proc.stdout  # no GPU here: said, never 0 J

@@ -19,7 +19,7 @@ from figurine.errors import ConfigError, InputError
 from figurine.packaging import (PackText, export_pdf, list_templates, load_template, render_image,
                                 render_package, validate_text)
 from figurine.packaging.barcode import check_digit, ean13_for, ean13_modules
-from figurine.packaging.template import TEMPLATE_DIR
+from figurine.packaging.template import TEMPLATE_DIR, edition_label
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -234,6 +234,25 @@ def test_pdf_is_reproducible(tmp_path):
 
 
 # -- text rules ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, codes", [
+    ("\u200b\u200b", "U+200B"),            # zero-width space
+    ("\u00ad", "U+00AD"),                   # soft hyphen
+    (" \u2060 \ufeff ", "U+2060 U+FEFF"),  # word joiner, byte-order mark, spaces around
+    ("\u200c\u200d\u200e", "U+200C U+200D U+200E"),  # joiners and a bidi mark
+    ("\u3164", "U+3164"),                   # Hangul filler (default-ignorable, not a format char)
+])
+def test_an_invisible_name_is_refused_like_an_empty_one(name, codes):
+    with pytest.raises(InputError) as e:
+        validate_text(name)
+    assert str(e.value) == f"name is empty: it has only invisible characters ({codes}); give 1 to 40 characters"
+    with pytest.raises(InputError, match="name is empty"):
+        render_image(FIGURE, [], PackText(name), "classic-blister")
+
+
+def test_a_name_with_a_zero_width_joiner_inside_is_fine():
+    validate_text("Zoë\u200dAda")
+
+
 @pytest.mark.parametrize("name, tagline, words", [
     ("", "", "empty"),
     ("   ", "", "empty"),
@@ -266,6 +285,20 @@ def test_greek_and_cyrillic_render():
     assert _inside(layout.text["name"].ink, layout.text["name"].box)
 
 
+def test_a_blank_cut_out_is_packaged_whole_with_one_line(capsys):
+    """The renderer treats a picture with nothing left after cutting out as make and pack do:
+    the whole picture, said in one line (it was an error naming no file)."""
+    def green_pixels(img):
+        a = np.asarray(img, int)
+        return int(((a[..., 1] > 150) & (a[..., 0] < 90) & (a[..., 2] < 110)).sum())
+
+    clear = Image.new("RGBA", (100, 160), (30, 200, 60, 0))  # fully transparent, green underneath
+    img, _ = render_package(clear, [_accessory(2)], PackText("Ada"), "classic-blister")
+    assert capsys.readouterr().out == "the figure: nothing stands out from the backdrop; packaging the whole picture\n"
+    normal, _ = render_package(FIGURE, [_accessory(2)], PackText("Ada"), "classic-blister")
+    assert green_pixels(normal) < 1000 < 20_000 < green_pixels(img)  # the green picture fills the bubble
+
+
 def test_too_many_accessories():
     with pytest.raises(InputError, match="at most 4"):
         render_image(FIGURE, [_accessory(i) for i in range(5)], PackText("Ada"), "classic-blister")
@@ -294,6 +327,106 @@ def test_template_mistakes_are_config_errors(tmp_path, edit, message):
     path.write_text(src.replace(*edit, 1))
     with pytest.raises(ConfigError, match=message):
         load_template(str(path))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("radius = 5\n", "radius = 5\nbleed = 1e6\n"), "'page.bleed' must be a number from 0 to 10, got 1000000.0"),
+    (("width = 170", "width = inf"), "'page.width' must be a number from 20 to 420, got inf"),
+    (("width = 170", "width = 1e6"), "'page.width' must be a number from 20 to 420, got 1000000.0"),
+    (("radius = 5\n", "radius = nan\n"), "'page.radius' must be a number from 0 to 210, got nan"),
+    (("width = 170", "width = -170"), "'page.width' must be a number from 20 to 420, got -170.0"),
+    (("box = [14, 242, 142, 17]", "box = [14, 242, 1e9, 17]"),
+     "'name.box[2]' must be a number from 0 to 420, got 1000000000.0"),
+    (("box = [14, 242, 142, 17]", "box = [14, -inf, 142, 17]"), "'name.box[1]' must be a number from -420 to 420, got -inf"),
+    (("size = [25, 25]", "size = [0, 25]"), "'badge[0].size[0]' must be a number from 1 to 420, got 0.0"),
+    (("rotate = -12", "rotate = nan"), "'badge[0].rotate' must be a number from -360 to 360, got nan"),
+    (("min_size = 3.5", "min_size = 0"), "'name.min_size' must be a number from 0.5 to 100, got 0.0"),
+    (("weight = 900\nwidth = 62.5", "weight = 9000\nwidth = 62.5"), "'name.weight' must be a number from 100 to 900, got 9000.0"),
+    (("max_lines = 2", "max_lines = 100000"), "'name.max_lines' must be a number from 1 to 3, got 100000"),
+    (("art_count = 22", "art_count = 22.5"), "'card.art_count' must be a whole number from 1 to 200, got 22.5"),
+    (("art_count = 22", "art_count = 1000000000"), "'card.art_count' must be a number from 1 to 200, got 1000000000"),
+    (("art_opacity = 0.16", "art_opacity = -0.5"), "'card.art_opacity' must be a number from 0 to 1, got -0.5"),
+    (("height = 26", "height = 200"), "'hang_tab.height' must be at most half of page.height (142.5), got 200"),
+    (("[hang_tab]", "[side_panel]\nwidth = 100\n\n[hang_tab]"),
+     "'side_panel.width' must be at most half of page.width (85), got 100"),
+])
+def test_template_numbers_must_be_finite_and_in_range(tmp_path, edit, message):
+    """Issue 12: a crafted template (bleed 1e6, inf, nan, negative sizes) is one ConfigError line
+    naming the file and the key, before anything is allocated or drawn."""
+    src = (TEMPLATE_DIR / "classic-blister.toml").read_text()
+    assert edit[0] in src
+    path = tmp_path / "crafted.toml"
+    path.write_text(src.replace(*edit, 1))
+    with pytest.raises(ConfigError) as e:
+        load_template(str(path))
+    assert str(e.value) == f"{path}: {message}"
+    with pytest.raises(ConfigError):
+        render_image(FIGURE, [], PackText("Ada"), str(path))
+
+
+def test_every_number_a_template_can_set_has_a_range():
+    from figurine.packaging.template import BADGE_DEFAULTS, DEFAULTS, RANGES
+
+    def numeric(defaults, prefix):
+        for key, value in defaults.items():
+            if isinstance(value, dict):
+                yield from numeric(value, f"{prefix}{key}.")
+            elif isinstance(value, (int, float, list)) and not isinstance(value, bool) and key != "badge":
+                yield f"{prefix}{key}"
+
+    keys = list(numeric(DEFAULTS, "")) + list(numeric(BADGE_DEFAULTS, "badge."))
+    assert len(keys) > 50
+    assert [k for k in keys if k not in RANGES] == []
+
+
+def test_the_largest_template_allowed_loads(tmp_path):
+    src = (TEMPLATE_DIR / "classic-blister.toml").read_text()
+    path = tmp_path / "huge.toml"
+    path.write_text(src.replace("width = 170\nheight = 285\nradius = 5", "width = 420\nheight = 420\nradius = 5\nbleed = 10"))
+    t = load_template(str(path))
+    assert (t["page"]["width"], t["page"]["height"], t["page"]["bleed"]) == (420.0, 420.0, 10.0)
+
+
+FIELD_HELP = "only {edition} is filled in (e.g. \"No. {edition:04d}\"; write {{ and }} for a brace)"
+
+
+@pytest.mark.parametrize("text, why", [
+    ("No. {0}", "has the format field '{0}'"),
+    ("No. {}", "has the format field '{}'"),
+    ("{edition.__class__}", "has the format field '{edition.__class__}'"),
+    ("{edition[0]}", "has the format field '{edition[0]}'"),
+    ("{edition!r}", "has the format field '{edition!r}'"),
+    ("{name}", "has the format field '{name}'"),
+    ("{edition:>999999999}", "asks for a width over 12 characters: '{edition:>999999999}'"),
+    ("{edition:{edition}}", "has a field inside a field: '{edition:{edition}}'"),
+    ("{edition", "is not a valid format (expected '}' before end of string): '{edition'"),
+    ("{edition:s}", "has a format that does not fit a number (Unknown format code 's' for object of type 'int')"),
+])
+def test_edition_text_may_only_format_the_edition(tmp_path, text, why):
+    """Issue 12: `{0}` (or any field but {edition}) in a template's edition text is a ConfigError
+    line naming the file and the key, for [badge_text] and for an edition badge's own text."""
+    src = (TEMPLATE_DIR / "classic-blister.toml").read_text()
+    quoted = '"' + text.replace("\\", "\\\\") + '"'
+    for key, edit in (("badge_text.edition", ('ai = "AI-GENERATED IMAGE"', f'ai = "AI-GENERATED IMAGE"\nedition = {quoted}')),
+                      ("badge[1].text", ('kind = "edition"', f'kind = "edition"\ntext = {quoted}'))):
+        path = tmp_path / "crafted.toml"
+        path.write_text(src.replace(*edit, 1))
+        with pytest.raises(ConfigError) as e:
+            load_template(str(path))
+        assert str(e.value) == f"{path}: '{key}' {why}; {FIELD_HELP}"
+
+
+def test_an_edition_text_with_only_the_edition_field_renders(tmp_path):
+    src = (TEMPLATE_DIR / "classic-blister.toml").read_text()
+    path = tmp_path / "own.toml"
+    path.write_text(src.replace('ai = "AI-GENERATED IMAGE"', 'ai = "AI-GENERATED IMAGE"\nedition = "{{#}}{edition:,}"'))
+    t = load_template(str(path))
+    assert edition_label(t["badge_text"]["edition"], 1234) == "{#}1,234"
+    # A text badge's braces are shown as written: only edition texts are formatted.
+    path.write_text(src.replace('kind = "age"', 'kind = "text"\ntext = "{0} {}"'))
+    assert load_template(str(path))["badge"][2]["text"] == "{0} {}"
+    img, _ = render_package(FIGURE, [], PackText("Ada"), str(path), edition=7)
+    assert img.size == (1080, 1350)
 
 
 def test_unknown_template_name():

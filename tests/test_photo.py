@@ -16,8 +16,8 @@ import pytest
 from PIL import Image, ImageCms
 
 from figurine.errors import InputError
-from figurine.photo import ACCEPTED_TEXT, MAX_PIXELS, MIN_SIDE, load_photo
-from tests.photos import CAMERA_MAKE, make_face_photo
+from figurine.photo import ACCEPTED_TEXT, MAX_PIXELS, MIN_SIDE, heif_reader, load_photo
+from tests.photos import CAMERA_MAKE, CAMERA_MODEL, make_face_photo, photo_exif
 
 ACCEPTED = f"accepted formats: {ACCEPTED_TEXT}"
 
@@ -44,6 +44,15 @@ def write(path, data: bytes):
 def jpeg_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def heic_bytes(image: Image.Image, **options) -> bytes:
+    """The picture as HEIC, encoded by pillow-heif (libheif with x265), as an iPhone would save it."""
+    heif_reader()  # registers the HEIF plugin with Pillow (its encoder too)
+    buffer = io.BytesIO()
+    image.save(buffer, "HEIF", quality=95, **options)
+    assert buffer.getvalue()[4:12] == b"ftypheic"
     return buffer.getvalue()
 
 
@@ -91,10 +100,13 @@ def make_bad(name: str, path):
     if name == "ico":
         noise_image((256, 256)).save(path, "ICO")
         return f"{label} is in ICO format, which figurine does not read; {ACCEPTED}"
-    if name == "heic":
+    if name == "heic-header-only":  # a HEIC signature and nothing libheif can read after it
         path.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200))
-        return (f"{label} is in HEIC/HEIF format, which figurine does not read; {ACCEPTED} "
-                "(export it as JPEG first)")
+        return DAMAGED
+    if name == "truncated-heic":  # the header is whole, the picture data is cut off
+        data = heic_bytes(noise_image())
+        path.write_bytes(data[: len(data) // 2])
+        return DAMAGED
     if name == "too-small":
         Image.new("RGB", (640, 200), "white").save(path, "PNG")
         return f"{label} is 640x200 px; the shorter side must be at least {MIN_SIDE} px"
@@ -109,8 +121,9 @@ def make_bad(name: str, path):
     raise AssertionError(name)
 
 
-BAD = ["missing", "folder", "empty", "huge-file", "text", "truncated-jpeg", "truncated-png", "ico", "heic",
-       "too-small", "bomb", "huge-bomb"]
+BAD = ["missing", "folder", "empty", "huge-file", "text", "truncated-jpeg", "truncated-png", "ico",
+       "heic-header-only", "truncated-heic", "too-small", "bomb", "huge-bomb"]
+DAMAGED = "damaged"  # the message starts "PHOTO is truncated or damaged (" and gives libheif's reason
 
 
 @pytest.mark.parametrize("name", BAD)
@@ -128,6 +141,9 @@ def test_bad_photo_is_one_line_input_error_within_2s(tmp_path, name):
     if expected is None:
         assert message.startswith(f"{path} is truncated or damaged (")
         assert "truncated" in message.split("(", 1)[1]
+    elif expected is DAMAGED:
+        assert message.startswith(f"{path} is truncated or damaged (")
+        assert message.endswith("); export it again or use another photo")
     else:
         assert message == expected
 
@@ -137,7 +153,9 @@ def test_docs_list_every_bad_photo_message(tmp_path, name):
     """docs/bad-input.md shows each message exactly as figurine prints it (PHOTO = the path)."""
     docs = (Path(__file__).resolve().parent.parent / "docs" / "bad-input.md").read_text()
     path = tmp_path / f"{name}.img"
-    expected = make_bad(name, path) or f"{path} is truncated or damaged ("
+    expected = make_bad(name, path)
+    if expected in (None, DAMAGED):
+        expected = f"{path} is truncated or damaged ("
     assert expected.replace(str(path), "PHOTO") in docs
 
 
@@ -261,3 +279,83 @@ def test_photo_file_is_left_untouched(tmp_path):
     before = path.read_bytes(), sorted(p.name for p in tmp_path.iterdir())
     load_photo(path)
     assert (path.read_bytes(), sorted(p.name for p in tmp_path.iterdir())) == before
+
+
+# -- HEIC/HEIF (iPhone photos) ------------------------------------------------------------------
+
+
+def test_heic_decodes(tmp_path):
+    original = two_halves((320, 256))
+    path = tmp_path / "IMG_0001.HEIC"
+    path.write_bytes(heic_bytes(original))
+    image = load_photo(path)
+    assert image.mode == "RGB" and image.size == (320, 256)
+    assert np.abs(np.asarray(image, int) - np.asarray(original, int)).mean() < 8
+
+
+def test_heic_rotated_by_its_exif_orientation_is_turned_upright_once(tmp_path):
+    """An iPhone portrait: stored sideways with orientation 6 (pillow-heif writes it as the HEIF
+    rotation, as the iPhone does). Same result as the JPEG test above: portrait, red on top."""
+    stored = two_halves((400, 300))
+    exif = photo_exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "portrait.heic"
+    path.write_bytes(heic_bytes(stored, exif=exif.tobytes()))
+    image = load_photo(path)
+    assert image.size == (300, 400)
+    pixels = np.asarray(image, int)
+    assert pixels[10, 150, 0] > 150 and pixels[10, 150, 2] < 100  # stored left (red) is now at the top
+    assert pixels[390, 150, 2] > 150 and pixels[390, 150, 0] < 100  # stored right (blue) at the bottom
+
+
+def test_heic_metadata_is_dropped(tmp_path):
+    exif = photo_exif()
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/>PrivacyProbeXMP</x:xmpmeta>'
+    path = tmp_path / "selfie.heic"
+    path.write_bytes(heic_bytes(two_halves(), exif=exif.tobytes(), icc_profile=srgb, xmp=xmp))
+    with Image.open(path) as stored:  # the fixture carries what a phone writes
+        assert stored.format == "HEIF"
+        assert stored.getexif().get(0x010F) == CAMERA_MAKE and stored.getexif().get_ifd(0x8825)
+        assert stored.info.get("icc_profile") and b"PrivacyProbeXMP" in stored.info.get("xmp", b"")
+    image = load_photo(path)
+    assert image.info == {}
+    assert len(image.getexif()) == 0
+    for fmt in ("PNG", "JPEG"):  # and nothing comes back when the result is saved
+        buffer = io.BytesIO()
+        image.save(buffer, fmt)
+        for secret in (CAMERA_MAKE, CAMERA_MODEL, "PrivacyProbeXMP"):
+            assert secret.encode() not in buffer.getvalue()
+
+
+def test_heic_size_limits_are_read_from_the_header(tmp_path):
+    small = tmp_path / "small.heic"
+    small.write_bytes(heic_bytes(noise_image((640, 200))))
+    with pytest.raises(InputError) as caught:
+        load_photo(small)
+    assert str(caught.value) == f"{small} is 640x200 px; the shorter side must be at least {MIN_SIDE} px"
+    big = tmp_path / "big.heic"
+    big.write_bytes(heic_bytes(noise_image((600, 600))))
+    started = time.perf_counter()
+    with pytest.raises(InputError) as caught:
+        load_photo(big, max_pixels=300_000)
+    assert str(caught.value).startswith(f"{big} is 600x600 px (0 megapixels), over the 0-megapixel limit")
+    assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize("side, size", [(8000, "8000x8000 px (64 megapixels)"), (100000, "10000 megapixels")])
+def test_a_heic_claiming_a_huge_size_is_refused_from_its_header(tmp_path, side, size):
+    """A decompression bomb in HEIC: a 300x300 picture whose 'ispe' box claims side x side."""
+    data = bytearray(heic_bytes(noise_image((300, 300))))
+    at = data.find(b"ispe")
+    assert struct.unpack(">II", data[at + 8:at + 16]) == (300, 300)
+    data[at + 8:at + 16] = struct.pack(">II", side, side)
+    path = tmp_path / "bomb.heic"
+    path.write_bytes(bytes(data))
+    started = time.perf_counter()
+    with pytest.raises(InputError) as caught:
+        load_photo(path)
+    assert time.perf_counter() - started < 2.0
+    assert str(caught.value) == (f"{path} is {size}, over the {MAX_PIXELS // 10**6}-megapixel limit "
+                                 "(a guard against decompression bombs); downscale it first")
+

@@ -347,20 +347,20 @@ def bad_run(tmp_path: Path, make_run: Path, change) -> Path:
 
 
 def _missing(run, record):
-    (run / record["stages"]["figure"]["mattes"][0]).unlink()
+    (run / record["stages"]["figure"]["matte"]).unlink()
 
 
 def _outside(run, record):
-    record["stages"]["figure"]["mattes"] = ["../../../etc/passwd"]
+    record["stages"]["figure"]["matte"] = "../../../etc/passwd"
 
 
 def _absolute(run, record):
-    record["stages"]["figure"]["mattes"] = [str(run / "figure-0-matte.png")]
+    record["stages"]["figure"]["matte"] = str(run / record["stages"]["figure"]["matte"])
 
 
 def _link(run, record):
-    (run / "link.png").symlink_to(run / record["stages"]["figure"]["mattes"][0])
-    record["stages"]["figure"]["mattes"] = ["link.png"]
+    (run / "link.png").symlink_to(run / record["stages"]["figure"]["matte"])
+    record["stages"]["figure"]["matte"] = "link.png"
 
 
 def _types(run, record):
@@ -369,7 +369,7 @@ def _types(run, record):
 
 @pytest.mark.parametrize("change, words", [
     (_missing, "is missing"), (_outside, "not a plain file name"), (_absolute, "not a plain file name"),
-    (_link, "is a link"), (_types, "best must be an index"),
+    (_link, "not a regular file"), (_types, "'best' is not a figure index"),
 ])
 def test_an_untrusted_run_json_is_refused_in_one_line(tmp_path, make_run, change, words):
     run = bad_run(tmp_path, make_run, change)

@@ -166,7 +166,7 @@ def test_verify_names_altered_truncated_and_missing_files(tmp_path):
 
 
 def test_file_hashes_cache_skips_untouched_files(tmp_path):
-    f = tmp_path / "w" / "a.bin"
+    f = tmp_path / "w" / "a.safetensors"
     f.parent.mkdir()
     f.write_bytes(b"abc")
     assert weights.file_hashes([f], tmp_path / "w") == {str(f): sha(b"abc")}
@@ -181,6 +181,26 @@ def test_file_hashes_cache_skips_untouched_files(tmp_path):
     assert weights.file_hashes([f], tmp_path / "w")[str(f)] == sha(b"abcd")
     # A folder expands to its files.
     assert set(weights.file_hashes([tmp_path / "w"], None)) == {str(f)}
+
+
+def test_file_hashes_sees_new_bytes_behind_a_restored_mtime(tmp_path):
+    """Same size, same inode, mtime put back with os.utime: the recorded hash is the new bytes'."""
+    f = tmp_path / "w" / "unet.safetensors"
+    f.parent.mkdir()
+    f.write_bytes(b"A" * 4096)
+    before = os.stat(f)
+    assert weights.file_hashes([f], tmp_path / "w")[str(f)] == sha(b"A" * 4096)
+    with open(f, "r+b") as out:  # in place: the inode stays
+        out.seek(100)
+        out.write(b"B")
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(f)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    changed = b"A" * 100 + b"B" + b"A" * 3995
+    assert weights.file_hashes([f], tmp_path / "w")[str(f)] == sha(changed)
+    # verify_files put its fresh hash into the same cache: provenance then reads nothing again.
+    entries = [entry("unet.safetensors", changed)]
+    assert weights.verify_files([f], tmp_path / "w", entries) == {str(f): sha(changed)}
 
 
 # --------------------------------------------------------------------------------- conversion

@@ -14,7 +14,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from figurine.commands._common import add_config_args
+from figurine.commands._common import add_config_args, pose_help, template_help
 from figurine.errors import InputError
 
 # Request fields the command line can set (None / [] = not given).
@@ -37,14 +37,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         f"(at most {limits.MAX_ACCESSORY_SLOTS})")
     p.add_argument("--accessory-image", action="append", dest="accessory_images", type=Path, metavar="IMG",
                    help="your own picture of an accessory instead of a generated one; repeat for more")
-    p.add_argument("--pose", help="pose preset (`figurine poses` lists them)")
+    p.add_argument("--pose", help=pose_help(default="pose.preset in the config"))
     p.add_argument("--pose-from", type=Path, metavar="REF", help="take the pose from a reference photo")
     p.add_argument("--face", type=int, dest="face_index", metavar="N",
                    help="which face to use when the photo has several: 0 = leftmost (default: largest)")
     p.add_argument("--seed", type=int, help="random seed (same seed, same settings: same pixels); -1 = random")
     p.add_argument("--candidates", type=int, metavar="N",
                    help="generate N figures (seeds S, S+1, ...) and package the best likeness")
-    p.add_argument("--template", help="packaging template (`figurine pack --help` lists them)")
+    p.add_argument("--template", help=template_help(default="packaging.template in the config", paths=False))
     p.add_argument("--size", choices=list(limits.SIZES), help="social 1080x1350 or story 1080x1920")
     p.add_argument("--edition", type=int, help="edition number printed on the box (0 to 9999)")
     p.add_argument("-o", "--output", type=Path, metavar="OUT.png",
@@ -55,6 +55,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    "an existing one is reused: only stages whose inputs changed run again")
     p.add_argument("--from", dest="from_png", type=Path, metavar="OUT.png",
                    help="reproduce the run stored in a figurine picture (settings, seed, prompts)")
+    p.add_argument("--print3d", type=Path, metavar="OUT.3mf",
+                   help="also write a printable 3D model of the figure (see `figurine print3d`; 100 mm tall)")
     p.add_argument("--store-embedding", action="store_true",
                    help="also keep the face embedding in the run directory (off: it is never written)")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
@@ -75,6 +77,12 @@ def run(args) -> int:
     if args.verbose:
         logging.getLogger("figurine").setLevel(logging.INFO)
     fields = given(args)
+    print_options = None
+    if args.print3d:  # checked before any model loads, like every other output
+        from figurine.print3d import PrintOptions, check_options
+
+        print_options = PrintOptions(output=args.print3d, force=args.force)
+        check_options(print_options)
     common = dict(photos=args.photos, output=args.output, force=args.force, store_embedding=args.store_embedding)
     if args.from_png:
         # A shared picture: its settings and seed (validated, no paths), the photo again from here.
@@ -85,9 +93,8 @@ def run(args) -> int:
         record = read_provenance(args.from_png)
         stored = dict(record.get("request") or {})
         stored["seed"] = (record.get("resolved") or {}).get("seed", stored.get("seed"))
-        cfg = load_config(args.config, args.overrides, args.weights, stored=record.get("config"))
-        req = Request.from_stored(stored, run_dir=args.run_dir, **common, **fields)
-        result = FigurinePipeline(cfg)(req)
+        pipe = FigurinePipeline(load_config(args.config, args.overrides, args.weights, stored=record.get("config")))
+        result = pipe(Request.from_stored(stored, run_dir=args.run_dir, **common, **fields))
     elif args.run_dir and (args.run_dir / "run.json").exists():
         pipe = FigurinePipeline.for_run(args.run_dir, args.config, args.overrides, args.weights)
         result = pipe.rerun(args.run_dir, photos=args.photos, output=args.output, force=args.force, **fields)
@@ -96,11 +103,15 @@ def run(args) -> int:
             raise InputError("PHOTO is required (or --run RUN_DIR to re-run a previous make)")
         if args.name is None:
             raise InputError("--name is required (the name printed on the box)")
-        cfg = load_config(args.config, args.overrides, args.weights)
-        req = Request(run_dir=args.run_dir, **common, **fields)
-        result = FigurinePipeline(cfg)(req)
+        pipe = FigurinePipeline(load_config(args.config, args.overrides, args.weights))
+        result = pipe(Request(run_dir=args.run_dir, **common, **fields))
     print(f"wrote {result.output} (run directory {result.run_dir})")
     if result.reused:
         print(f"reused: {', '.join(result.reused)}")
     print(result.energy_line)
+    if print_options is not None:
+        from figurine.print3d import make_print
+
+        for line in make_print(result.run_dir, print_options, pipe.cfg).lines():
+            print(line)
     return 0

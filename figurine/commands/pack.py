@@ -4,8 +4,10 @@
         --accessory-image mug.png --template vintage-80s -o ada.png --pdf ada.pdf
 
 The figure (and each accessory) may be an RGBA cut-out or a picture on a plain backdrop,
-which is keyed out (figurine/matte.py). `figurine make` draws its box with the same renderer;
-`--run RUN_DIR` re-boxes a make run from its cached cut-outs.
+which is keyed out (figurine/matte.py). A picture where nothing stands out from the backdrop
+(or a fully transparent cut-out) is packaged whole with one line naming the file, as `figurine
+make` does. `figurine make` draws its box with the same renderer; `--run RUN_DIR` re-boxes a
+make run from its cached cut-outs.
 
 1. Check the arguments: text, template, input files, outputs (never overwrite without
    --force).
@@ -18,10 +20,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from figurine.commands._common import template_help
 from figurine.errors import InputError
-
 from figurine.limits import MAX_ACCESSORY_SLOTS as MAX_ACCESSORIES
 from figurine.limits import SIZES
+from figurine.request import MAX_EDITION
 
 
 def add_parser(sub):
@@ -37,8 +40,7 @@ def add_parser(sub):
     p.add_argument("--brand", default=None, help="brand line instead of the template's")
     p.add_argument("--accessory-image", action="append", default=[], metavar="IMG",
                    dest="accessory_images", help="accessory picture for the tray (repeat, up to 4)")
-    p.add_argument("--template", default=None,
-                   help="template name (see configs/packaging/) or a .toml path (default: classic-blister)")
+    p.add_argument("--template", default=None, help=template_help())
     p.add_argument("--size", choices=list(SIZES), default=None,
                    help="social (1080x1350, default) or story (1080x1920)")
     p.add_argument("--edition", type=int, default=None, help="edition number printed on the box")
@@ -57,6 +59,8 @@ def run(args) -> int:
         raise InputError("no FIGURE given", hint="figurine pack FIGURE --name NAME, or --run RUN_DIR")
     if not args.name:
         raise InputError("--name is required (the name printed on the package)")
+    if args.edition is not None and not 0 <= args.edition <= MAX_EDITION:
+        raise InputError(f"edition must be between 0 and {MAX_EDITION}, got {args.edition}")
     from figurine.packaging.render import PackText
 
     args.tagline = args.tagline or ""
@@ -117,9 +121,11 @@ def pack_files(figure_path, accessory_paths, text, template: str = "classic-blis
     for path, ext in outputs:
         _check_output(Path(path), ext, force)
 
-    # 2. The pictures.
-    figure = open_picture(figure_path, "figure")
-    accessories = [open_picture(p, "accessory image") for p in accessory_paths]
+    # 2. The pictures, cut off their backdrops as make cuts them: a picture where nothing
+    #    stands out is packaged whole, said in one line naming the file.
+    figure = _cut(open_picture(figure_path, "figure"), figure_path, "the figure")
+    accessories = [_cut(open_picture(p, "accessory image"), p, f"accessory {i + 1}")
+                   for i, p in enumerate(accessory_paths)]
 
     # 3. Render and write.
     written = []
@@ -131,6 +137,19 @@ def pack_files(figure_path, accessory_paths, text, template: str = "classic-blis
         atomic_write(Path(out_pdf), lambda f: export_pdf(figure, accessories, text, tmpl, f, edition), force=force)
         written.append(str(out_pdf))
     return written
+
+
+def _cut(picture, source, what: str):
+    """figurine.matte.Matter.cut_or_whole (colour key, or the picture's own alpha), named by
+    the file as given on the command line (`what` for an in-memory picture)."""
+    from PIL import Image
+
+    from figurine.matte import Matter
+    from figurine.packaging.render import opaque
+
+    name = what if isinstance(source, Image.Image) else str(source)
+    rgba, method = Matter("colour-key").cut_or_whole(picture, name)
+    return opaque(picture) if method == "whole picture" else rgba
 
 
 def _check_output(path: Path, ext: str, force: bool) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from figurine.commands._common import add_config_args, config_from_args
+from figurine.commands._common import LazyHelp, add_config_args, config_from_args, pose_choices
 from figurine.errors import InputError, OutputExistsError
 
 
@@ -22,7 +22,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                                    "control image as DIR/<name>.png.")
     p.add_argument("--render", metavar="DIR", help="write DIR/<pose>.png for every preset")
     p.add_argument("--pose", action="append", default=[], metavar="NAME",
-                   help="only this preset (repeatable)")
+                   help=LazyHelp(lambda: f"only this preset (repeatable): {', '.join(pose_choices())}"))
     p.add_argument("--width", type=int, help="image width (default: generation.width)")
     p.add_argument("--height", type=int, help="image height (default: generation.height)")
     p.add_argument("--limb-width", type=float, help="limb thickness in px at 1024 px (default: pose.limb_width)")

@@ -2,7 +2,8 @@
 
     figurine weights list                  # present/missing, sizes, licences (NON-COMMERCIAL flagged)
     figurine weights fetch [--optional]    # download what is missing (the only networked command)
-    figurine weights verify                # sha256 of every present file; exit 3 on a problem
+    figurine weights verify                # sha256 of every byte of every file in the model folders
+                                           # (links, FIFOs, pickles reported unopened); exit 3 on a problem
     figurine weights list --weights /data/figurine-weights
 
 The weights root is --weights DIR, else $FIGURINE_WEIGHTS, else ./weights.
@@ -25,7 +26,8 @@ def add_parser(sub):
     fe.add_argument("--optional", action="store_true",
                     help="also fetch optional files (the OpenPose annotator for --pose-from)")
     fe.add_argument("--force", action="store_true", help="download again even if present")
-    ve = actions.add_parser("verify", help="check the sha256 of every present file")
+    ve = actions.add_parser("verify", help="hash every file in the model folders and check it against the "
+                                           "manifest and the hashes recorded at fetch time")
     for q in (ls, fe, ve):
         add_config_args(q)
     return p

@@ -23,7 +23,7 @@ from PIL import Image
 
 from figurine.packaging.draw import (BLACK, WHITE, Canvas, blur, circle, hex_color, mix,
                                      polygon_cover, rrect, starburst, vertical_gradient)
-from figurine.packaging.template import Template
+from figurine.packaging.template import Template, edition_label
 from figurine.packaging.text import TextStyle, draw_block, fit_size
 
 
@@ -31,7 +31,7 @@ def draw_badge(c: Canvas, t: Template, b: dict, edition: int | None) -> None:
     texts = t["badge_text"]
     kind = b["kind"]
     if kind == "edition":
-        label = (b["text"] or texts["edition"]).format(edition=edition) if edition is not None \
+        label = edition_label(b["text"] or texts["edition"], edition, t.get("path", "template")) if edition is not None \
             else texts["edition_none"]
     else:
         label = b["text"] or texts.get(kind, "")

@@ -118,15 +118,24 @@ def _prepare(figure, accessories, text: PackText):
     validate_text(text.name, text.tagline, text.brand)
     if len(accessories) > MAX_ACCESSORIES:
         raise InputError(f"{len(accessories)} accessories given; a tray holds at most {MAX_ACCESSORIES}")
-    return _crop_to_ink(cut_out(figure)), [_crop_to_ink(cut_out(a)) for a in accessories]
+    return _cut(figure, "the figure"), [_cut(a, f"accessory {i + 1}") for i, a in enumerate(accessories)]
 
 
-def _crop_to_ink(img: Image.Image) -> Image.Image:
-    box = img.getchannel("A").point(lambda v: 255 if v > 8 else 0).getbbox()
+def _cut(image: Image.Image, what: str) -> Image.Image:
+    """The picture cut off its backdrop and cropped to its ink. When nothing is left (a blank
+    cut-out), the whole picture, said in one line naming `what`, as make and pack say it
+    (figurine.matte.Matter.cut_or_whole; pack names the file there before it gets here)."""
+    rgba = cut_out(image)
+    box = rgba.getchannel("A").point(lambda v: 255 if v > 8 else 0).getbbox()
     if box is None:
-        raise InputError("an image is empty after cutting out its backdrop",
-                         hint="use a picture of the figure on a plain backdrop, or an RGBA cut-out")
-    return img.crop(box)
+        print(f"{what}: nothing stands out from the backdrop; packaging the whole picture")
+        return opaque(image)
+    return rgba.crop(box)
+
+
+def opaque(image: Image.Image) -> Image.Image:
+    """The whole picture as an opaque RGBA (a blank cut-out's alpha dropped)."""
+    return image.convert("RGB").convert("RGBA")
 
 
 def _moved(b, shift):

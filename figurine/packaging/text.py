@@ -2,6 +2,7 @@
 
     from figurine.packaging.text import validate_text, fit_block
     validate_text("Ada Lovelace", "Analytical Engine Pilot")        # raises InputError if bad
+    validate_text("\\u200b")       # InputError: a name of only invisible characters is empty
     block = fit_block("ADA LOVELACE", 600, 120, style)               # biggest size that fits
 
 A fitted block is a picture of the text (fill, outline and extrusion masks) cut tight around
@@ -78,6 +79,10 @@ def _check(what: str, text: str, limit: int, required: bool = False) -> None:
     stripped = text.strip()
     if required and not stripped:
         raise InputError(f"{what} is empty; give 1 to {limit} characters")
+    if required and all(invisible(ch) or ch.isspace() for ch in stripped):
+        codes = " ".join(dict.fromkeys(f"U+{ord(ch):04X}" for ch in stripped if not ch.isspace()))
+        raise InputError(f"{what} is empty: it has only invisible characters ({codes}); "
+                         f"give 1 to {limit} characters")
     if len(stripped) > limit:
         raise InputError(f"{what} is {len(stripped)} characters long; the limit is {limit}")
     missing = missing_glyphs(stripped)
@@ -85,6 +90,21 @@ def _check(what: str, text: str, limit: int, required: bool = False) -> None:
         shown = " ".join(missing[:5])
         raise InputError(f"{what} has characters the packaging font ({FAMILY}) cannot draw: {shown}",
                          hint="it covers Latin, Greek and Cyrillic scripts")
+
+
+# Default-ignorable code points that are not in category Cf (format characters: zero-width
+# space and joiners, soft hyphen, bidi marks, word joiner, BOM): Unicode's
+# DerivedCoreProperties.txt. A name made only of these draws nothing.
+_IGNORABLE = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+              (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xE0000, 0xE0FFF))
+
+
+def invisible(ch: str) -> bool:
+    """True for a character that draws nothing and takes no room (zero-width, soft hyphen, ...)."""
+    if unicodedata.category(ch) == "Cf":
+        return True
+    code = ord(ch)
+    return any(lo <= code <= hi for lo, hi in _IGNORABLE)
 
 
 def cased(text: str, case: str) -> str:

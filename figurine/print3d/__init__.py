@@ -172,7 +172,7 @@ def check_options(o: PrintOptions) -> None:
 def build_print(source, o: PrintOptions, cfg=None, progress: ProgressFn | None = None) -> PrintResult:
     """Steps 2-7 for a loaded source (figurine.print3d.inputs.Source)."""
     from figurine.config import load_config
-    from figurine.outputs import OutputBatch
+    from figurine.outputs import OutputSet
     from figurine.print3d import depth, export, mesh, preview, relief, slicer
 
     cfg = cfg or load_config()
@@ -254,12 +254,13 @@ def build_print(source, o: PrintOptions, cfg=None, progress: ProgressFn | None =
     description = (f"relief: {'Depth Anything V2 Small' if relief_name != 'outline' else 'weight-free outline'}; "
                    f"{o.height_mm:g} mm tall")
     picture = preview.render(model)
-    with OutputBatch(force=o.force) as out:
+    with OutputSet(force=o.force) as out:  # the 3MF, STL and preview: all or nothing new
         data = export.three_mf_bytes(model, title=text or source.name or "figure", description=description)
-        out.write(o.output, lambda f: f.write(data))
+        out.add(o.output, lambda f: f.write(data))
         if o.stl:
-            out.write(o.stl, lambda f: f.write(export.stl_bytes(model)))
-        out.save_png(picture, o.preview)
+            out.add(o.stl, lambda f: f.write(export.stl_bytes(model)))
+        out.add(o.preview, lambda f: picture.save(f, format="PNG"))
+        out.commit()
     timings["export"] = round(time.perf_counter() - t0, 3)
     say("export", "done")
 
