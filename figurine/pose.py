@@ -12,7 +12,7 @@ which is the image's left for a figure facing the camera.
 
 Built-in presets live in configs/poses/<name>.json:
 
-    {"name": "hero", "description": "...", "aspect": 1.0,
+    {"name": "hero", "description": "...", "aspect": 0.6842,    # 832 / 1216: framed for SDXL's portrait bucket
      "keypoints": {"nose": [0.5, 0.14], "neck": [0.5, 0.23], ..., "r_ear": null}}
 
 Your own presets go in ~/.config/figurine/poses/<name>.json (or $FIGURINE_HOME/poses/; see

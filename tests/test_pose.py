@@ -20,6 +20,7 @@ from figurine.pose import (
     body_state_dict,
     list_presets,
     load_preset,
+    pose_from_dict,
     pose_from_image,
     pose_to_pixels,
     render_pose,
@@ -225,3 +226,24 @@ def test_pose_from_image_runs_the_real_estimator_on_random_weights(tmp_path):
     with pytest.raises(InputError) as e:
         pose_from_image(_photo(), tmp_path / "annotators")
     assert "no person" in str(e.value)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_head_box_surrounds_the_face_joints(name):
+    """The detail pass's fallback face box: around the eyes and nose, as wide as the ears' span,
+    taller than wide, inside the canvas."""
+    from figurine.pose import head_box
+
+    pose = load_preset(name)
+    box = head_box(pose, 832, 1216)
+    pts = dict(zip(KEYPOINT_NAMES, pose_to_pixels(pose, 832, 1216)))
+    x0, y0, x1, y1 = box
+    for n in ("nose", "r_eye", "l_eye"):
+        assert x0 < pts[n][0] < x1 and y0 < pts[n][1] < y1, n
+    if pts["r_ear"] and pts["l_ear"]:
+        assert x1 - x0 == pytest.approx(math.dist(pts["r_ear"], pts["l_ear"]))
+    assert y1 - y0 == pytest.approx(1.3 * (x1 - x0)) and 0 <= y0 and x0 >= 0 and x1 <= 832
+    headless = pose_from_dict({"keypoints": {n: (None if n in ("nose", "r_eye", "l_eye") else
+                                                 [0.5, 0.2 + 0.04 * i])
+                                             for i, n in enumerate(KEYPOINT_NAMES)}})
+    assert head_box(headless, 832, 1216) is None
