@@ -37,6 +37,9 @@ class ModelConfig:
     vae: str = "sdxl-vae-fp16-fix"  # "" = the base checkpoint's own VAE
     controlnet: str = "controlnet-openpose-sdxl"
     ip_adapter: str = "ip-adapter-faceid/ip-adapter-faceid_sdxl.safetensors"
+    identity: str = "faceid"  # faceid | faceid-plusv2 (adds a CLIP ViT-H/14 embedding of the face crop)
+    ip_adapter_plusv2: str = "ip-adapter-faceid/ip-adapter-faceid-plusv2_sdxl.safetensors"
+    image_encoder: str = "clip-vit-h-14-image-encoder"  # CLIPVisionModelWithProjection folder, for plus-v2
     loras: list[str] = field(default_factory=list)  # extra style LoRAs, loaded after FaceID
     insightface: str = "insightface/buffalo_l"
     annotators: str = "annotators"
@@ -47,13 +50,14 @@ class GenerationConfig:
     scheduler: str = "ddim"
     steps: int = 30
     guidance: float = 5.0
-    width: int = 1024
-    height: int = 1024
+    width: int = 832  # SDXL's portrait bucket: a standing figure's face ~95 px wide, not ~80
+    height: int = 1216
     seed: int = 0
     ip_adapter_scale: float = 0.8
     lora_scale: float = 0.6
     controlnet_scale: float = 0.8
     candidates: int = 1
+    face_structure: float = 1.0  # plus-v2 only: weight of the CLIP face-structure tokens (h94's s_scale)
 
 
 @dataclass
@@ -96,6 +100,14 @@ class PromptConfig:
 
 
 @dataclass
+class DetailConfig:
+    enabled: bool = True  # re-denoise the figure's face at SDXL resolution after generation
+    strength: float = 0.35  # img2img strength: 0 keeps the face, 1 redraws it
+    margin: float = 0.6  # room around the face box on each side, as a fraction of its larger side
+    size: int = 1024  # the face square is denoised at size x size
+
+
+@dataclass
 class AccessoryConfig:
     max: int = 4
     width: int = 1024
@@ -134,6 +146,7 @@ class Config:
     pose: PoseConfig = field(default_factory=PoseConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     accessories: AccessoryConfig = field(default_factory=AccessoryConfig)
+    detail: DetailConfig = field(default_factory=DetailConfig)
     matte: MatteConfig = field(default_factory=MatteConfig)
     packaging: PackagingConfig = field(default_factory=PackagingConfig)
     energy: EnergyConfig = field(default_factory=EnergyConfig)
@@ -258,11 +271,12 @@ CHOICES = {
     "generation.scheduler": tuple(limits.SCHEDULERS),
     "packaging.size": tuple(limits.SIZES),
     "matte.method": ("auto", "colour-key", "birefnet"),
+    "model.identity": ("faceid", "faceid-plusv2"),
 }
 
 
 # What a stored record may set: whole sections, or single keys of the others.
-STORED_SECTIONS = ("generation", "face", "pose", "prompt", "accessories", "packaging")
+STORED_SECTIONS = ("generation", "face", "pose", "prompt", "accessories", "detail", "packaging")
 STORED_KEYS = {"runtime": ("dtype",), "matte": ("method",)}
 
 
@@ -291,6 +305,8 @@ RANGES = {
     "accessories.guidance": (0.0, 50.0), "accessories.batch": (1, 16),
     "energy.grid_intensity": (0.0, 5000.0), "energy.settle_seconds": (0.0, 60.0),
     "energy.baseline_seconds": (0.5, 60.0),
+    "generation.face_structure": (0.0, 5.0),
+    "detail.strength": (0.01, 1.0), "detail.margin": (0.0, 4.0), "detail.size": (64, 4096),
 }
 MAX_PROMPT_TEXT = 1000
 
@@ -307,6 +323,8 @@ def validate(cfg: Config) -> None:
     for key in ("generation.width", "generation.height", "accessories.width", "accessories.height"):
         if cfg.get(key) % 8:
             raise ConfigError(f"config key '{key}' must be a multiple of 8, got {cfg.get(key)}")
+    if cfg.detail.size % 8:
+        raise ConfigError(f"config key 'detail.size' must be a multiple of 8, got {cfg.detail.size}")
     for key in ("style", "outfit", "extra", "negative"):
         if len(getattr(cfg.prompt, key)) > MAX_PROMPT_TEXT:
             raise ConfigError(f"config key 'prompt.{key}' is longer than {MAX_PROMPT_TEXT} characters")

@@ -1,8 +1,9 @@
 """Pose stage: OpenPose-18 keypoints -> the ControlNet control image.
 
-    from figurine.pose import load_preset, render_pose
+    from figurine.pose import head_box, load_preset, render_pose
     pose = load_preset("hero")
     render_pose(pose, 832, 1216, limb_width=24).save("hero.png")
+    head_box(pose, 832, 1216)          # where the face lands: the detail pass's fallback box
 
 A pose is 18 body keypoints in the COCO order OpenPose uses (nose, neck, right arm, left arm,
 right leg, left leg, eyes, ears), each an (x, y) pair normalised to [0, 1] over a frame of
@@ -11,7 +12,7 @@ which is the image's left for a figure facing the camera.
 
 Built-in presets live in configs/poses/<name>.json:
 
-    {"name": "hero", "description": "...", "aspect": 1.0,
+    {"name": "hero", "description": "...", "aspect": 0.6842,    # 832 / 1216: framed for SDXL's portrait bucket
      "keypoints": {"nose": [0.5, 0.14], "neck": [0.5, 0.23], ..., "r_ear": null}}
 
 Your own presets go in ~/.config/figurine/poses/<name>.json (or $FIGURINE_HOME/poses/; see
@@ -193,6 +194,33 @@ def pose_to_pixels(pose: Pose, width: int, height: int) -> list[Point | None]:
     ox = (width - (x1 - x0) * scale) / 2 - x0 * scale
     oy = (height - (y1 - y0) * scale) / 2 - y0 * scale
     return [None if p is None else (p[0] * scale + ox, p[1] * scale + oy) for p in pts]
+
+
+def head_box(pose: Pose, width: int, height: int) -> tuple[float, float, float, float] | None:
+    """Where the face will be on a width x height figure of this pose: (x0, y0, x1, y1) pixels,
+    from the head joints as `render_pose` places them; None without a visible eye or nose.
+
+    For the face detail pass when insightface finds no face on the figure. The box is square in
+    width to the face's width (the ears' span; else 2.3 x the eyes' span, the presets' ratio;
+    else 0.9 x nose to neck) and 1.3 times as tall, from above the brow to below the chin.
+    """
+    px = dict(zip(KEYPOINT_NAMES, pose_to_pixels(pose, width, height)))
+    face = [px[n] for n in ("nose", "r_eye", "l_eye") if px[n] is not None]
+    if not face:
+        return None
+    if px["r_ear"] is not None and px["l_ear"] is not None:
+        size = math.dist(px["r_ear"], px["l_ear"])
+    elif px["r_eye"] is not None and px["l_eye"] is not None:
+        size = 2.3 * math.dist(px["r_eye"], px["l_eye"])
+    elif px["nose"] is not None and px["neck"] is not None:
+        size = 0.9 * math.dist(px["nose"], px["neck"])
+    else:
+        return None
+    size = max(size, 1.0)
+    cx = sum(p[0] for p in face) / len(face)
+    eyes = [px[n] for n in ("r_eye", "l_eye") if px[n] is not None] or face
+    cy = sum(p[1] for p in eyes) / len(eyes)
+    return (cx - size / 2, cy - 0.55 * size, cx + size / 2, cy + 0.75 * size)
 
 
 def line_scale(width: int, height: int) -> float:

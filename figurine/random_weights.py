@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -182,6 +183,75 @@ def nest_adapter(flat: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Ten
         part, _, rest = key.partition(".")
         nested[part][rest] = value
     return nested
+
+
+def faceid_plus_shapes(unet, clip_hidden: int, lora_rank: int, num_tokens: int = 4, id_dim: int = 512,
+                       depth: int = 4, dim_head: int = 64, ff_mult: int = 4) -> dict[str, tuple[int, ...]]:
+    """Every tensor of a FaceID Plus / PlusV2 adapter file (h94's ProjPlusModel, flat keys).
+
+    image_proj: the ArcFace MLP (proj.0: id_dim -> 2 id_dim, proj.2: -> num_tokens x dim) and its
+    LayerNorm `norm`, then `perceiver_resampler`: proj_in (CLIP hidden -> dim), `depth` layers of
+    (PerceiverAttention: norm1, norm2, to_q, to_kv, to_out; FeedForward: LayerNorm, Linear,
+    GELU, Linear as keys 1.0 / 1.1 / 1.3), proj_out and norm_out; dim = the UNet's
+    cross_attention_dim, dim_head x (dim // dim_head) heads. diffusers'
+    `_convert_ip_adapter_image_proj_to_diffusers` ("IP-Adapter Face ID Plus") reads exactly these
+    names (4 layers, 64-dim heads). ip_adapter: the same to_k_ip/to_v_ip and LoRA as FaceID.
+    """
+    cross = unet.config.cross_attention_dim
+    dim, inner, hidden = cross, (cross // dim_head) * dim_head, 2 * id_dim
+    shapes: dict[str, tuple[int, ...]] = {
+        "image_proj.proj.0.weight": (hidden, id_dim), "image_proj.proj.0.bias": (hidden,),
+        "image_proj.proj.2.weight": (num_tokens * dim, hidden), "image_proj.proj.2.bias": (num_tokens * dim,),
+        "image_proj.norm.weight": (dim,), "image_proj.norm.bias": (dim,),
+    }
+    r = "image_proj.perceiver_resampler"
+    shapes.update({f"{r}.proj_in.weight": (dim, clip_hidden), f"{r}.proj_in.bias": (dim,),
+                   f"{r}.proj_out.weight": (cross, dim), f"{r}.proj_out.bias": (cross,),
+                   f"{r}.norm_out.weight": (cross,), f"{r}.norm_out.bias": (cross,)})
+    for i in range(depth):
+        layer = f"{r}.layers.{i}"
+        for norm in ("0.norm1", "0.norm2", "1.0"):
+            shapes[f"{layer}.{norm}.weight"] = (dim,)
+            shapes[f"{layer}.{norm}.bias"] = (dim,)
+        shapes.update({f"{layer}.0.to_q.weight": (inner, dim), f"{layer}.0.to_kv.weight": (2 * inner, dim),
+                       f"{layer}.0.to_out.weight": (dim, inner),
+                       f"{layer}.1.1.weight": (dim * ff_mult, dim), f"{layer}.1.3.weight": (dim, dim * ff_mult)})
+    shapes.update({k: v for k, v in faceid_shapes(unet, lora_rank, num_tokens, id_dim).items()
+                   if k.startswith("ip_adapter.")})
+    return shapes
+
+
+def faceid_plus_state_dict(unet, clip_hidden: int, lora_rank: int = 4, num_tokens: int = 4, id_dim: int = 512,
+                           depth: int = 4, dim_head: int = 64, ff_mult: int = 4,
+                           dtype: torch.dtype = torch.float16, device: str = "cpu", seed: int = 1,
+                           std: float = 0.02, lora_std: float = 0.02) -> dict[str, torch.Tensor]:
+    """A random FaceID Plus V2 adapter with the shapes of `faceid_plus_shapes`: N(0, std), every
+    LayerNorm at weight 1 and bias 0 (as trained ones start)."""
+    g = torch.Generator(device).manual_seed(seed)
+    sd = {}
+    shapes = faceid_plus_shapes(unet, clip_hidden, lora_rank, num_tokens, id_dim, depth, dim_head, ff_mult)
+    norm = re.compile(r"\.(norm|norm1|norm2|norm_out)\.(weight|bias)$|\.layers\.\d+\.1\.0\.(weight|bias)$")
+    for key, shape in shapes.items():
+        if key.startswith("image_proj.") and norm.search(key):
+            sd[key] = (torch.ones if key.endswith(".weight") else torch.zeros)(shape, device=device)
+        else:
+            spread = lora_std if "_lora." in key else std
+            sd[key] = torch.randn(shape, generator=g, device=device) * spread
+    return {k: v.to(dtype).contiguous() for k, v in sd.items()}
+
+
+def build_image_encoder(dtype: torch.dtype = torch.float32, device: str = "cpu", arch_dir: Path = ARCH_DIR,
+                        seed: int = 0, empty: bool = False):
+    """The CLIPVisionModelWithProjection FaceID Plus V2 reads the face crop with (arch_dir/image_encoder.json)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig(**read_arch("image_encoder", arch_dir))
+    torch.manual_seed(seed)
+    with _building(dtype, device, empty):
+        model = CLIPVisionModelWithProjection(config)
+    if not empty:
+        model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return model
 
 
 # ---------------------------------------------------------------------------------------------

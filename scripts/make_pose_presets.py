@@ -11,6 +11,12 @@ Angles are in degrees from straight down, positive away from the body's midline 
 the side, 180 = straight up, negative = across the body). A foreshortening factor < 1 shortens
 a bone that points towards or away from the camera. "r_" is the person's right, which is the
 image's left.
+
+The frame is SDXL's 832 x 1216 portrait bucket, figurine's default generation size
+(FRAME_ASPECT = 832 / 1216, stored as each file's "aspect"): x is normalised over the frame's
+width, y over its height, so a standing figure fills the frame's height. figurine.pose renders
+any preset onto any canvas by fitting its keypoints anew, aspect kept, so the files' frame does
+not change the control image; it makes the data read the way the figure is generated.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ HEAD = {
     "r_eye": (-0.019, -0.123), "l_eye": (0.019, -0.123),
     "r_ear": (-0.044, -0.112), "l_ear": (0.044, -0.112),
 }  # fmt: skip
-FRAME_MARGIN = 0.06  # room left in the square frame around the whole body
+FRAME_MARGIN = 0.06  # room left in the frame around the whole body, in frame heights
+FRAME_ASPECT = 832 / 1216  # width / height of the frame: SDXL's portrait bucket
 
 
 def _step(origin, angle, length, side, fore=1.0):
@@ -82,18 +89,20 @@ def body(
     return {k: (None if v is None else (v[0] + shift[0], v[1] + shift[1])) for k, v in p.items()}
 
 
-def framed(points):
-    """Fit the body (head top and soles included) into the square frame, centred."""
+def framed(points, aspect: float = FRAME_ASPECT):
+    """Fit the body (head top and soles included) into the frame (width/height `aspect`),
+    centred; x normalised over the frame's width, y over its height."""
     seen = [v for v in points.values() if v is not None]
     x0 = min(v[0] for v in seen) - 0.03
     x1 = max(v[0] for v in seen) + 0.03
     y0 = min(min(v[1] for v in seen), 0.0)  # the top of the head is at 0
     y1 = max(max(v[1] for v in seen), 1.0) + 0.01  # the soles
-    scale = (1 - 2 * FRAME_MARGIN) / max(x1 - x0, y1 - y0)
-    ox = 0.5 - (x0 + x1) / 2 * scale
+    scale = min((aspect - 2 * FRAME_MARGIN) / (x1 - x0), (1 - 2 * FRAME_MARGIN) / (y1 - y0))
+    ox = aspect / 2 - (x0 + x1) / 2 * scale  # in frame heights
     oy = 0.5 - (y0 + y1) / 2 * scale
     return {
-        n: None if points[n] is None else [round(points[n][0] * scale + ox, 4), round(points[n][1] * scale + oy, 4)]
+        n: None if points[n] is None
+        else [round((points[n][0] * scale + ox) / aspect, 4), round(points[n][1] * scale + oy, 4)]
         for n in KEYPOINT_NAMES
     }
 
@@ -152,7 +161,8 @@ PRESETS = {
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, (description, points) in PRESETS.items():
-        head = {"name": name, "description": description, "format": "openpose-18", "aspect": 1.0}
+        head = {"name": name, "description": description, "format": "openpose-18",
+                "aspect": round(FRAME_ASPECT, 4)}
         lines = [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in framed(points).items()]
         text = json.dumps(head, indent=1)[:-2] + ',\n "keypoints": {\n' + ",\n".join(lines) + "\n }\n}\n"
         json.loads(text)  # still valid JSON

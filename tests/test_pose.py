@@ -20,6 +20,7 @@ from figurine.pose import (
     body_state_dict,
     list_presets,
     load_preset,
+    pose_from_dict,
     pose_from_image,
     pose_to_pixels,
     render_pose,
@@ -40,6 +41,8 @@ def test_the_six_named_presets_exist_with_descriptions():
 def test_preset_is_a_framed_full_body_with_human_proportions(name):
     pose = load_preset(name)
     assert len(pose.keypoints) == 18
+    # Framed for the default generation size, SDXL's 832x1216 portrait bucket.
+    assert pose.aspect == pytest.approx(832 / 1216, abs=1e-4)
     core = ["nose", "neck", "r_shoulder", "l_shoulder", "r_hip", "l_hip", "r_knee", "l_knee", "r_ankle", "l_ankle"]
     for n in core:
         assert pose.point(n) is not None, f"{name}: {n} hidden"
@@ -50,16 +53,21 @@ def test_preset_is_a_framed_full_body_with_human_proportions(name):
     # Person's right is the image's left for a figure facing the camera.
     assert pose.point("r_shoulder")[0] < pose.point("l_shoulder")[0]
     # Bones against the torso (neck to mid-hip): a 2D view can shorten a bone, never lengthen it.
-    hips = np.mean([pose.point("r_hip"), pose.point("l_hip")], axis=0)
-    torso = math.dist(pose.point("neck"), hips)
+    # Distances in frame heights: x is normalised over the frame's width.
+    def point(n):
+        p = pose.point(n)
+        return None if p is None else (p[0] * pose.aspect, p[1])
+
+    hips = np.mean([point("r_hip"), point("l_hip")], axis=0)
+    torso = math.dist(point("neck"), hips)
     longest = {"elbow": 0.62, "wrist": 0.55, "knee": 0.85, "ankle": 0.88}  # ~ bone / torso + slack
     parent = {"elbow": "shoulder", "wrist": "elbow", "knee": "hip", "ankle": "knee"}
     for side in "rl":
         for joint, limit in longest.items():
-            a, b = pose.point(f"{side}_{parent[joint]}"), pose.point(f"{side}_{joint}")
+            a, b = point(f"{side}_{parent[joint]}"), point(f"{side}_{joint}")
             if a and b:
                 assert 0.25 * torso < math.dist(a, b) < limit * torso, f"{name}: {side}_{joint}"
-    head = math.dist(pose.point("nose"), pose.point("neck"))
+    head = math.dist(point("nose"), point("neck"))
     assert 0.2 * torso < head < 0.45 * torso
 
 
@@ -218,3 +226,24 @@ def test_pose_from_image_runs_the_real_estimator_on_random_weights(tmp_path):
     with pytest.raises(InputError) as e:
         pose_from_image(_photo(), tmp_path / "annotators")
     assert "no person" in str(e.value)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_head_box_surrounds_the_face_joints(name):
+    """The detail pass's fallback face box: around the eyes and nose, as wide as the ears' span,
+    taller than wide, inside the canvas."""
+    from figurine.pose import head_box
+
+    pose = load_preset(name)
+    box = head_box(pose, 832, 1216)
+    pts = dict(zip(KEYPOINT_NAMES, pose_to_pixels(pose, 832, 1216)))
+    x0, y0, x1, y1 = box
+    for n in ("nose", "r_eye", "l_eye"):
+        assert x0 < pts[n][0] < x1 and y0 < pts[n][1] < y1, n
+    if pts["r_ear"] and pts["l_ear"]:
+        assert x1 - x0 == pytest.approx(math.dist(pts["r_ear"], pts["l_ear"]))
+    assert y1 - y0 == pytest.approx(1.3 * (x1 - x0)) and 0 <= y0 and x0 >= 0 and x1 <= 832
+    headless = pose_from_dict({"keypoints": {n: (None if n in ("nose", "r_eye", "l_eye") else
+                                                 [0.5, 0.2 + 0.04 * i])
+                                             for i, n in enumerate(KEYPOINT_NAMES)}})
+    assert head_box(headless, 832, 1216) is None

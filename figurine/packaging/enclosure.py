@@ -33,8 +33,14 @@ from figurine.packaging.draw import (BLACK, WHITE, Canvas, band_regions, blur, h
 LIGHT = np.array([-0.55, -0.83], np.float32)  # direction towards the light: top left
 
 
-def place(c: Canvas, img: Image.Image, area, anchor: str = "center") -> None:
-    """Scale an RGBA cut-out to fit `area` (mm), draw its contact shadow, then the image."""
+def place(c: Canvas, img: Image.Image, area, anchor: str = "center") -> tuple[int, int, int, int]:
+    """Scale an RGBA cut-out to fit `area` (mm), draw its contact shadow, then the image.
+
+    The cut-out keeps its proportions and is made as large as `area` allows, so a standing
+    figure (taller than wide, as SDXL's portrait bucket makes it) takes the area's full height:
+    the window's height decides its size, never the canvas it was generated on. Returns where
+    it went: x, y, width, height in canvas pixels.
+    """
     ax0, ay0, ax1, ay1 = c.pixel_box(area)
     aw, ah = ax1 - ax0, ay1 - ay0
     k = min(aw / img.width, ah / img.height)
@@ -51,6 +57,7 @@ def place(c: Canvas, img: Image.Image, area, anchor: str = "center") -> None:
     off = int(round(1.6 * c.scale))
     c.paint_mask(sh, x - pad + off, y - pad + off, BLACK, opacity=0.42)
     c.paint_image(scaled, (x, y), clip=True)
+    return x, y, w, h
 
 
 def draw_bubble(c: Canvas, box, radius: float, contents=None, flange: float = 2.2) -> None:

@@ -21,6 +21,8 @@ Layout (see configs/weights.toml for the real files):
     sdxl-vae-fp16-fix/         AutoencoderKL (its own random weights, no upcast)
     controlnet-openpose-sdxl/  ControlNetModel
     ip-adapter-faceid/ip-adapter-faceid_sdxl.safetensors   FaceID projection, to_k_ip/to_v_ip, LoRA
+    ip-adapter-faceid/ip-adapter-faceid-plusv2_sdxl.safetensors   Plus V2: + perceiver resampler
+    clip-vit-h-14-image-encoder/  CLIPVisionModelWithProjection (ViT-H/14 layout, tiny widths)
     insightface/buffalo_l/     det_10g.onnx, w600k_r50.onnx (synthetic; see insightface.py)
     birefnet-lite/model.onnx   the learned cut-out's graph signature, fixed layers (birefnet.py)
     annotators/                body_pose_model.safetensors, with --annotators (annotators.py)
@@ -123,6 +125,16 @@ def _write_models(root: Path, seed: int) -> None:
         id_dim=faceid["id_embedding_dim"], hidden_dim=faceid["hidden_dim"], dtype=torch.float16, seed=1,
         std=0.1, lora_std=0.25)
     save_file(adapter, root / "ip-adapter-faceid" / "ip-adapter-faceid_sdxl.safetensors")
+    # 3b. FaceID Plus V2: its CLIP image encoder (saved as h94/IP-Adapter's models/image_encoder,
+    #     float32 like the real file) and the adapter, with the real file's key layout.
+    encoder = random_weights.build_image_encoder(torch.float32, "cpu", arch_dir, seed=seed + 2)
+    encoder.save_pretrained(root / "clip-vit-h-14-image-encoder")
+    plus = random_weights.read_arch("faceid_plusv2", arch_dir)
+    plus_adapter = random_weights.faceid_plus_state_dict(
+        parts["unet"], encoder.config.hidden_size, lora_rank=plus["lora_rank"], num_tokens=plus["num_tokens"],
+        id_dim=plus["id_embedding_dim"], depth=plus["depth"], dim_head=plus["dim_head"], ff_mult=plus["ff_mult"],
+        dtype=torch.float16, seed=2, std=0.1, lora_std=0.25)
+    save_file(plus_adapter, root / "ip-adapter-faceid" / "ip-adapter-faceid-plusv2_sdxl.safetensors")
 
 
 def main(argv: list[str] | None = None) -> int:
