@@ -270,7 +270,7 @@ class ConfigBench:
         self.call_cfg.energy.measure_idle = False
         # The meter make's pipeline builds for this config (the GPU the models run on), with the
         # config's own baseline setting.
-        self.meter = FigurinePipeline(setup.cfg)._new_meter()
+        self.meter = FigurinePipeline(setup.cfg).new_meter()
         self.cuda = False  # known once the models are placed (load)
         self.recorder = StageRecorder(self.cuda)
         self.pipe = None

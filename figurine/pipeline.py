@@ -267,7 +267,7 @@ class FigurinePipeline:
             old = run.load()
             job = Job(plan, run, old, {"salt": old.get("salt") or secrets.token_hex(16), "stages": {},
                                        "outputs": old.get("outputs", [])})
-            job.meter = self._new_meter()
+            job.meter = self.new_meter()
             # 3. Prompts (the name is never in them: the box spells it).
             job.prompts = prompt.build_prompts(
                 req.name, tagline=req.tagline, outfit=req.outfit or cfg.prompt.outfit,
@@ -480,7 +480,7 @@ class FigurinePipeline:
             entry["matte"] = job.run.save_image(cutout, source.replace(".png", f"-{key[:8]}-matte.png"))
             entry["matte_key"] = key
 
-    def _new_meter(self):
+    def new_meter(self):
         """An energy meter on the GPU the models run on (found by the CUDA device's UUID / PCI
         bus id, not NVML's index), or on none when the config runs on the CPU."""
         from figurine.energy import EnergyMeter

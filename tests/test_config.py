@@ -18,7 +18,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_file_matches_the_dataclasses():
     cfg = load_config()
-    assert cfg.generation.steps == 30 and cfg.generation.width == 1024
+    assert cfg.generation.steps == 30 and (cfg.generation.width, cfg.generation.height) == (832, 1216)
     assert cfg.model.base == "sdxl-base" and cfg.runtime.memory == "auto"
 
 
