@@ -60,7 +60,7 @@ Hook = Callable[[str, str, dict], None]  # (stage, "started" | "done" | "failed"
 EMBEDDING_FILE = "face-embedding.npy"
 MAX_OWN_OUTPUTS = 48
 # Stages that run a model: an unexpected error there is a GenerationError (exit 4).
-MODEL_STAGES = {"load", "identity", "pose", "generation", "vae_decode", "identity_score", "accessories",
+MODEL_STAGES = {"load", "identity", "pose", "generation", "vae_decode", "identity_score", "detail", "accessories",
                 "matte"}
 
 
@@ -93,7 +93,8 @@ class Job:
     old: dict                # the run directory's previous record
     record: dict             # this run's record, filled stage by stage
     prompts: object = None
-    embedding: object = None
+    embedding: object = None   # the photos' mean ArcFace embedding (computed once, never written)
+    faces: list = field(default_factory=list)  # each photo's Face (embedding, box, aligned crop)
     timings: dict = field(default_factory=dict)
     reused: list = field(default_factory=list)
     meter: object = None
@@ -277,6 +278,7 @@ class FigurinePipeline:
             log.info("negative prompt: %s", job.prompts.figure_negative)
             # 4. Figure: identity, pose, candidates; saved at once, so an interrupt keeps it.
             job.record["stages"]["figure"] = self._figure(job)
+            job.record["stages"]["detail"] = self._detail(job, job.record["stages"]["figure"])
             run.commit({**old, **job.record, "stages": {**old.get("stages", {}), **job.record["stages"]}})
             # 5. Accessories.
             job.record["stages"]["accessories"] = {"items": self._accessories(job)}
@@ -366,17 +368,12 @@ class FigurinePipeline:
         return fig
 
     def _make_figures(self, job: Job, key: str) -> dict:
-        from figurine.face import check_one_person, identity_scores, pick
-        from figurine.pose import load_preset, pose_from_image, render_pose
+        from figurine.face import identity_scores
+        from figurine.pose import head_box, load_preset, pose_from_image, render_pose
 
         cfg, g, plan, run, prompts = self.cfg, self.cfg.generation, job.plan, job.run, job.prompts
-        # Identity: the face on each photo (several photos of one person: their mean embedding).
-        with self._stage(job, "identity"):
-            labels = [photo_label(p) for p in plan.request.photos]
-            faces = [pick(self.analyzer().faces(image), plan.face_index, label=label)
-                     for image, label in zip(plan.photos, labels)]
-            check_one_person([f.embedding for f in faces], labels, cfg.face.same_person)
-            job.embedding = mean_embedding([f.embedding for f in faces])
+        faces = self._identity(job)
+        crops = [f.crop for f in faces]  # FaceID Plus V2's CLIP input (ignored by plain FaceID)
         # Pose.
         with self._stage(job, "pose"):
             pose = (pose_from_image(plan.pose_ref, cfg.path("model.annotators")) if plan.pose_ref is not None
@@ -390,7 +387,8 @@ class FigurinePipeline:
         for i in range(plan.candidates):
             s = plan.seed + i
             with self._stage(job, "generation"):
-                latents = gen.figure(prompts.figure, prompts.figure_negative, control, job.embedding, seed=s)
+                latents = gen.figure(prompts.figure, prompts.figure_negative, control, job.embedding, seed=s,
+                                     face_crop=crops)
             with self._stage(job, "vae_decode"):
                 image = gen.decode(latents)[0]
             with self._stage(job, "identity_score"):  # against every photo: their mean is the score
@@ -407,10 +405,75 @@ class FigurinePipeline:
         if plan.candidates > 1:
             print(f"packaging candidate {best}" + ("" if scored else " (no face detected on any candidate)"))
         face = faces[0]
+        head = head_box(pose, g.width, g.height)
         return {"key": key, "files": files, "scores": scores, "photo_scores": photo_scores, "seeds": seeds, "best": best,
-                "pose_image": pose_image,
+                "pose_image": pose_image, "head_box": None if head is None else [round(v, 1) for v in head],
                 "face": {"box": [round(float(v), 1) for v in face.box], "det_score": round(float(face.det_score), 4),
                          "photos": len(faces)}}
+
+    def _identity(self, job: Job) -> list:
+        """The face on each photo (several photos of one person: their mean embedding), once per job."""
+        from figurine.face import check_one_person, pick
+
+        if job.faces:
+            return job.faces
+        plan = job.plan
+        if not plan.photos:
+            raise NeedsInputError("this change needs the face again (the detail pass or the figure must run "
+                                  "again): give PHOTO as well as --run")
+        with self._stage(job, "identity"):
+            labels = [photo_label(p) for p in plan.request.photos]
+            job.faces = [pick(self.analyzer().faces(image), plan.face_index, label=label)
+                         for image, label in zip(plan.photos, labels)]
+            check_one_person([f.embedding for f in job.faces], labels, self.cfg.face.same_person)
+            job.embedding = mean_embedding([f.embedding for f in job.faces])
+        return job.faces
+
+    def _detail(self, job: Job, fig: dict) -> dict | None:
+        """Step 4b: the best figure's face re-denoised at SDXL resolution (figurine.generate's
+        detail pass), kept only when its identity score is at least the original's. Its own
+        cached stage: a new strength re-runs this, not the figure."""
+        from figurine.face import identity_scores
+        from figurine.generate import detail_square
+
+        d = self.cfg.detail
+        if not d.enabled:
+            return None
+        best = fig["best"]
+        key = digest({"figure": fig["key"], "best": best, "detail": asdict(d), "model": asdict(self.cfg.model),
+                      "dtype": self.cfg.runtime.dtype, "guidance": self.cfg.generation.guidance,
+                      "steps": self.cfg.generation.steps})
+        old = job.old.get("stages", {}).get("detail")
+        if isinstance(old, dict) and old.get("key") == key and job.run.has(old.get("file") or ""):
+            job.reused.append("detail")
+            return old
+        faces = self._identity(job)
+        source = job.run.open_image(fig["files"][best], "the figure", rgba=False).convert("RGB")
+        found = self.analyzer().faces(source)
+        if found:
+            box, how = max(found, key=lambda f: f.area).box, "insightface"
+        elif fig.get("head_box"):
+            box, how = fig["head_box"], "pose head joints"
+        else:
+            print("detail pass skipped: no face on the figure and no head in the pose")
+            return None
+        gen = self._load_generator(job)
+        with self._stage(job, "detail"):
+            image = gen.detail(source, box, job.prompts.figure, job.prompts.figure_negative, job.embedding,
+                               d.strength, seed=fig["seeds"][best], size=d.size, face_crop=[f.crop for f in faces],
+                               margin=d.margin)
+        with self._stage(job, "identity_score"):
+            after = identity_scores(self.analyzer(), image, [f.embedding for f in faces])
+        after = None if after is None else round(float(sum(after) / len(after)), 4)
+        before = fig["scores"][best]
+        kept = after is not None and (before is None or after >= before)
+        shown = lambda v: "no face detected" if v is None else f"{v:.4f}"  # noqa: E731
+        print(f"detail pass: identity score {shown(before)} -> {shown(after)}; "
+              f"{'kept the detailed face' if kept else 'kept the figure as generated'}")
+        left, top, side = detail_square(box, source.size, d.margin)
+        return {"key": key, "file": job.run.save_image(image, f"figure-{fig['key'][:8]}-{best}-detail-{key[:8]}.png"),
+                "score_before": before, "score_after": after, "kept": kept, "face_found_by": how,
+                "box": [round(float(v), 1) for v in box], "square": [left, top, side]}
 
     def _accessories(self, job: Job) -> list[dict]:
         """Step 5: each accessory reused by its key or generated; own pictures carried along."""
@@ -468,7 +531,9 @@ class FigurinePipeline:
         """Step 6: the best figure and every accessory cut out, each reused when its picture and
         the matte settings are unchanged."""
         settings = asdict(self.cfg.matte)
-        for entry, source, what in [(fig, fig["files"][fig["best"]], "the figure")] + [
+        detail = job.record["stages"].get("detail")
+        figure_source = detail["file"] if detail and detail.get("kept") else fig["files"][fig["best"]]
+        for entry, source, what in [(fig, figure_source, "the figure")] + [
                 (i, i["raw"], job.labels.get(i["key"], i["text"]) if i.get("own_image") else f"accessory '{i['text']}'")
                 for i in items]:
             key = digest({"picture": entry["key"], "source": source, "matte": settings})

@@ -152,6 +152,9 @@ def referenced(record: dict) -> set[str]:
     stages = record.get("stages", {})
     fig = stages.get("figure", {})
     names = set(stage_files(fig)) | ({fig["matte"]} if fig.get("matte") else set())
+    detail = stages.get("detail")
+    if isinstance(detail, dict) and detail.get("file"):
+        names.add(detail["file"])
     for item in stages.get("accessories", {}).get("items", []):
         names.update(n for n in (item.get("raw"), item.get("matte")) if n)
     if record.get("package"):
@@ -197,6 +200,11 @@ def check_record(data: dict, path: Path) -> None:
             raise _bad(path, "the identity scores are not numbers")
         if not isinstance(fig.get("key", ""), str):
             raise _bad(path, "the figure key is not text")
+    detail = stages.get("detail")
+    if detail is not None:
+        if not isinstance(detail, dict) or not isinstance(detail.get("key", ""), str):
+            raise _bad(path, "'stages.detail' is not a table")
+        check_name(detail.get("file"), f"{path}: the detail pass's picture")
     acc = stages.get("accessories")
     if acc is not None:
         items = acc.get("items") if isinstance(acc, dict) else None

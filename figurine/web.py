@@ -113,6 +113,7 @@ STAGE_LABELS = {
     "generation": "generating the figure",
     "vae_decode": "decoding the picture",
     "identity_score": "scoring the likeness",
+    "detail": "refining the face",
     "matte": "cutting out",
     "accessories": "generating the accessories",
     "packaging": "drawing the box",
