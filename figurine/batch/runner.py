@@ -62,7 +62,7 @@ class RunOptions:
 
 
 class Runner:
-    def __init__(self, outdir: Path, cfg, options: RunOptions):
+    def __init__(self, outdir: Path, cfg, options: RunOptions, rows: int | None = None):
         if options.workers is not None and not 1 <= options.workers <= 1024:
             raise InputError(f"--workers must be 1 to 1024, got {options.workers}")
         if not 0 <= options.retries <= 100:
@@ -74,11 +74,12 @@ class Runner:
         self.actors = []
         self.workers_info = []
         self.started = False
+        self.rows = rows
 
     # -- 1, 2: Ray and the workers ---------------------------------------------------------------
     def __enter__(self) -> "Runner":
         try:
-            self.start()
+            self.start(self.rows)
         except BaseException:
             self.stop()
             raise
@@ -87,7 +88,8 @@ class Runner:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> None:
+    def start(self, rows: int | None = None) -> None:
+        """Ray, then the workers (never more than `rows`: an idle worker only costs memory)."""
         os.environ.update(RAY_ENV)
         os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))  # a cluster's: the user's own
         try:
@@ -114,13 +116,14 @@ class Runner:
                      _temp_dir=str(self.private / "ray"), object_spilling_directory=str(self.private / "spill"),
                      _system_config=SYSTEM_CONFIG, **_object_store(self.private), **common)
         self.started = True
-        self._start_workers(ray)
+        self._start_workers(ray, rows)
 
-    def _start_workers(self, ray) -> None:
+    def _start_workers(self, ray, rows: int | None) -> None:
         from figurine.batch.worker import FigureWorker
 
         gpus = int(ray.cluster_resources().get("GPU", 0)) if self.cfg.runtime.device != "cpu" else 0
         count = self.options.workers or max(gpus, 1)
+        count = min(count, rows) if rows else count
         if gpus:
             resources = {"num_gpus": min(1.0, gpus / count), "num_cpus": 1}
         else:

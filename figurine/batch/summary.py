@@ -66,7 +66,8 @@ class Summary:
         window_j = [w["energy"]["gpu_joules_gross"] for w in workers
                     if isinstance(w.get("energy"), dict) and w["energy"].get("gpu_joules_gross") is not None]
         busy = [w["gpu_busy"] for w in workers if w.get("gpu_busy") is not None]
-        reasons = sorted({w.get("gpu_busy_reason") or w.get("error") or "" for w in workers if w.get("gpu_busy") is None})
+        reasons = sorted({w.get("gpu_busy_reason") or w.get("error") or "" for w in workers
+                          if w.get("gpu_busy") is None and (w.get("rows") or w.get("error"))})
         return {
             "rows": len(self.rows), **{s.replace(" ", "_"): self.count(s) for s in STATUSES},
             "seconds": round(seconds, 3),
@@ -75,7 +76,7 @@ class Summary:
             "row_energy_rows": len(measured),
             "energy_per_image_j": round(sum(window_j) / made, 3) if window_j and made else None,
             "gpu_busy_share": round(sum(busy) / len(busy), 4) if busy else None,
-            "gpu_busy_note": "" if busy else "unavailable: " + ("; ".join(r for r in reasons if r) or "no worker ran"),
+            "gpu_busy_note": "" if busy else "unavailable: " + ("; ".join(r for r in reasons if r) or "no worker ran a row"),
         }
 
     def write(self, outdir: Path, seconds: float, workers: list[dict], extra: dict | None = None) -> dict:

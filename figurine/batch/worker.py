@@ -98,6 +98,7 @@ class FigureWorker:
         self._start_meters()
         out = {"row_id": row_id, "worker": self.where["label"], "node": self.where["node"], "gpu": self.where["gpu"],
                "attempt": attempt}
+        work = None
         try:
             pipe = self.pipe if task["cfg"] == self.cfg else RowPipeline(task["cfg"], self.pipe)
             req = Request(photos=task["photos"], output=paths.package, run_dir=paths.run_dir, force=True,
@@ -107,10 +108,15 @@ class FigureWorker:
                 try:
                     job = pipe.prepare(req, replace_own=True)
                 finally:
+                    work = time.perf_counter() - g0
                     with self.stats_lock:
-                        self.prepare_s += time.perf_counter() - g0
+                        self.prepare_s += work
             with self.cpu_lock:
-                result = pipe.finish(job)
+                f0 = time.perf_counter()
+                try:
+                    result = pipe.finish(job)
+                finally:
+                    work += time.perf_counter() - f0
             if not task["pdf"] and paths.pdf.is_file() and not paths.pdf.is_symlink():
                 paths.pdf.unlink()  # asked for before, not now
             files = {p.name: _sha256(p) for p in (paths.package, paths.sidecar, paths.pdf if task["pdf"] else None)
@@ -125,7 +131,9 @@ class FigureWorker:
             traceback.print_exc()
             out.update(status="failed", error=f"{type(e).__name__}: {' '.join(str(e).split())[:300]}")
             files = None
-        out["seconds"] = round(time.perf_counter() - t0, 3)
+        # The row's own work (its prepare and finish, not the wait for the other row's), and in all.
+        out["seconds"] = round(work, 3) if work is not None else None
+        out["wall_seconds"] = round(time.perf_counter() - t0, 3)
         if files is not None:
             _write_json(paths.row_json, {"row": row_id, "digest": task["digest"], "salt": task["salt"],
                                          "files": files, "result": out, "figurine": _version()})
@@ -203,7 +211,7 @@ class FigureWorker:
             if self._sampler is not None:
                 self._sampler[1].set()
             busy = round(sum(self._busy) / len(self._busy) / 100.0, 4) if self._busy else None
-            reason = None if busy is not None else (self._busy_reason or "no utilisation sample taken (no row ran)")
+            reason = None if busy is not None else (self._busy_reason or "no utilisation sample taken")
             return {**self.where, "rows": self.rows, "wall_s": round(wall, 3), "prepare_s": round(self.prepare_s, 3),
                     "gpu_busy": busy, "gpu_busy_reason": reason, "gpu_busy_samples": len(self._busy),
                     "energy": energy, "network_attempts": [a.target() for a in self.guard.attempts]}

@@ -100,7 +100,7 @@ def _make(args, cfg, outdir: Path, planned: list, bad: list, start: float) -> in
         previous_term = signal.signal(signal.SIGTERM, _interrupt)
         progress = None
         try:
-            with Runner(outdir, cfg, options) as runner:
+            with Runner(outdir, cfg, options, rows=len(todo)) as runner:
                 described = runner.describe()
                 print(f"figurine batch: {len(todo)} row(s) to make, {len(planned) - len(todo)} done already, "
                       f"{len(bad)} bad; {described}", file=sys.stderr)
