@@ -21,6 +21,8 @@ N GPUs uses the steady seconds per row.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import statistics
@@ -55,7 +57,8 @@ def direct(cfg, specs, out: Path) -> dict:
     times = []
     for spec in specs:
         t0 = time.perf_counter()
-        pipe(Request(photos=spec.photos, output=out / f"{spec.row_id}.png", **spec.request))
+        with contextlib.redirect_stdout(io.StringIO()):  # the pipeline's "candidate 0 ..." lines
+            pipe(Request(photos=spec.photos, output=out / f"{spec.row_id}.png", **spec.request))
         times.append(time.perf_counter() - t0)
     return {"first": times[0], "steady": statistics.mean(times[1:]), "all": times}
 
@@ -82,8 +85,9 @@ def with_ray(cfg, specs, out: Path, workers: int) -> dict:
             "prepare_share": [round(w["prepare_s"] / w["wall_s"], 3) for w in stats if w.get("wall_s")]}
 
 
-def round_trip(photo_bytes: int, calls: int = 20) -> dict:
-    """A row-sized task through Ray to an actor that returns at once: Ray's own cost per row."""
+def round_trip(sizes: list[int], calls: int = 20) -> dict:
+    """A row-sized task through Ray to an actor that returns at once: Ray's own cost per row, for
+    each photo size (below 100 KiB Ray sends the bytes inside the task; above, via the object store)."""
     from figurine.batch.runner import RAY_ENV, SYSTEM_CONFIG, _memory_folder, _object_store
 
     os.environ.update(RAY_ENV)
@@ -103,13 +107,16 @@ def round_trip(photo_bytes: int, calls: int = 20) -> dict:
 
         actor = Echo.remote()
         ray.get(actor.run.remote({"row_id": "warm", "photos": [b""]}))
-        data = os.urandom(photo_bytes)
-        times = []
-        for i in range(calls):
-            t0 = time.perf_counter()
-            ray.get(actor.run.remote({"row_id": f"r{i}", "photos": [data]}))
-            times.append(time.perf_counter() - t0)
-        return {"mean_ms": statistics.mean(times) * 1000, "median_ms": statistics.median(times) * 1000}
+        out = {}
+        for size in sizes:
+            data = os.urandom(size)
+            times = []
+            for i in range(calls):
+                t0 = time.perf_counter()
+                ray.get(actor.run.remote({"row_id": f"r{i}", "photos": [data]}))
+                times.append(time.perf_counter() - t0)
+            out[size] = {"mean_ms": statistics.mean(times) * 1000, "median_ms": statistics.median(times) * 1000}
+        return out
     finally:
         ray.shutdown()
         import shutil
@@ -148,9 +155,9 @@ def main() -> None:
                   f"then {steady}; {args.rows} rows in {r['total']:.1f} s = {r['per_hour']:.0f} rows per hour "
                   f"end to end; a row's own work {r['work']:.2f} s; GPU-part share of worker time "
                   f"{r['prepare_share']}")
-        rt = round_trip(photo_size)
-        print(f"ray round trip of one row's task with {photo_size / 1024:.0f} KiB of photo bytes to an idle actor: "
-              f"{rt['mean_ms']:.1f} ms mean, {rt['median_ms']:.1f} ms median")
+        for size, rt in round_trip([photo_size, 4 * 2**20]).items():
+            print(f"ray round trip of one row's task with {size / 1024:.0f} KiB of photo bytes to an idle actor: "
+                  f"{rt['mean_ms']:.1f} ms mean, {rt['median_ms']:.1f} ms median")
         if results[1]["steady"]:
             print(f"overhead per row, ray 1 worker steady interval - direct: {results[1]['steady'] - d['steady']:+.2f} s "
                   f"({(results[1]['steady'] - d['steady']) / d['steady']:+.0%})")

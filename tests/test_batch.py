@@ -224,3 +224,44 @@ def test_a_changed_name_repacks_only_that_row(folder, tiny_weights, rerun):
     assert (out / "row-0001" / "package.png").read_bytes() != old_package
     after = {p.parent.name: p.read_bytes() for p in out.glob("*/row.json")}
     assert {k for k in after if after[k] != before.get(k)} == {"row-0001"}
+
+
+def test_manifest_rows_are_checked_with_their_line_numbers(tmp_path):
+    """JSON Lines with lists and a settings table; each kind of bad row named by its own line."""
+    from figurine.batch.manifest import check_rows, read_manifest
+    from figurine.errors import InputError
+
+    make_face_photo(tmp_path / "me.jpg", seed=2)
+    (tmp_path / "tiny.jpg").write_bytes(b"not a photo")
+    lines = [
+        '{"id": "a", "photo": ["me.jpg", "me.jpg"], "name": "Ada", "accessories": ["mug", "pen"], '
+        '"set": {"prompt.style": "vinyl toy", "pose.limb_width": 20}, "seed": 4}',
+        '# a comment',
+        '{"id": "b", "photo": "me.jpg", "name": "Bob", "template": "no-such-template"}',
+        '{"id": "a", "photo": "me.jpg", "name": "Ada again"}',
+        '{"photo": "tiny.jpg", "name": "Cy"}',
+        '{"photo": "me.jpg", "name": "Dee", "set": "runtime.dtype=float32"}',
+        '{"photo": "me.jpg", "name": "Eve", "seed": "soon"}',
+        '{"photo": "me.jpg", "name": "Fay", "accessories": "a;b;c;d;e"}',
+        '{"photo": "me.jpg", "name": "' + "G" * 60 + '"}',
+        '["not", "an", "object"]',
+        '{"photo": "me.jpg", "name": "Hal", "colour": "red"}',
+    ]
+    (tmp_path / "team.jsonl").write_text("\n".join(lines) + "\n")
+    good, bad = check_rows(read_manifest(tmp_path / "team.jsonl"), tmp_path, [str(TINY_CONFIG)], [],
+                           str(tmp_path))  # no model loads: the weights are never looked at
+    assert good == []  # the first row's id "a" is used again on line 4: both are bad
+    reasons = {p.line: p.reason for p in bad}
+    assert sorted(reasons) == [1, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert "also used on line 4" in reasons[1] and "also used on line 1" in reasons[4]
+    assert "unknown template 'no-such-template'" in reasons[3]
+    assert "tiny.jpg" in reasons[5]
+    assert "runtime.dtype holds for the whole batch" in reasons[6]
+    assert "seed must be a whole number" in reasons[7]
+    assert "5 accessories" in reasons[8]
+    assert "the limit is 40" in reasons[9]
+    assert "JSON object" in reasons[10] and "'colour'" in reasons[11]
+    # A manifest whose columns are separated by ';' is refused as a whole, with the reason.
+    (tmp_path / "semi.csv").write_text("photo;name\nme.jpg;Ada\n")
+    with pytest.raises(InputError, match="separated by ';'"):
+        read_manifest(tmp_path / "semi.csv")

@@ -246,12 +246,10 @@ def check_row(row: Row, base_dir: Path, files=(), overrides=(), weights=None, co
         if section not in ROW_SECTIONS and key not in ROW_KEYS.get(section, ()):
             raise InputError(f"setting {section}.{key} holds for the whole batch (the workers' loaded models use it): "
                              f"give it as --set {section}.{key}=... on the command line, not in the set column")
-    key = tuple(sets)
-    if configs is None or key not in configs:
-        cfg = load_config(files, list(overrides) + sets, weights)
-        if configs is not None:
-            configs[key] = cfg
-    cfg = configs[key] if configs is not None else cfg
+    configs = {} if configs is None else configs  # rows with the same settings share one Config
+    if tuple(sets) not in configs:
+        configs[tuple(sets)] = load_config(files, list(overrides) + sets, weights)
+    cfg = configs[tuple(sets)]
     # 3. The request's own checks (types, ranges, text lengths), with the row's photos as paths.
     paths = [_resolve(p, base_dir) for p in photos]
     request = Request(photos=paths, accessories=accessories, **fields)
