@@ -143,23 +143,32 @@ def main() -> None:
               f"photos {photo_size / 1024:.0f} KiB; {os.cpu_count()} CPU cores, {platform.machine()}, "
               f"Python {platform.python_version()}")
         print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        d = direct(cfg, specs, tmp)
-        print(f"direct pipeline: first row {d['first']:.1f} s (loads the models), then {d['steady']:.2f} s per row "
-              f"= {3600 / d['steady']:.0f} rows per hour")
-        results = {}
-        for workers in (1, 2):
-            r = with_ray(cfg, specs, tmp / f"ray{workers}", workers)
-            results[workers] = r
-            steady = f"{r['steady']:.2f} s between rows" if r["steady"] else "n/a"
-            print(f"ray, {workers} worker(s): Ray started in {r['start']:.1f} s, first row after {r['first']:.1f} s, "
-                  f"then {steady}; {args.rows} rows in {r['total']:.1f} s = {r['per_hour']:.0f} rows per hour "
-                  f"end to end; a row's own work {r['work']:.2f} s; GPU-part share of worker time "
-                  f"{r['prepare_share']}")
+        # Direct before and after the Ray runs: the machine's load drifts, so both are shown.
+        directs = []
+        for when in ("before", "after"):
+            if when == "after":
+                results = {}
+                for workers in (1, 2):
+                    r = with_ray(cfg, specs, tmp / f"ray{workers}", workers)
+                    results[workers] = r
+                    steady = f"{r['steady']:.2f} s between rows" if r["steady"] else "n/a"
+                    print(f"ray, {workers} worker(s): Ray started in {r['start']:.1f} s, first row after "
+                          f"{r['first']:.1f} s, then {steady}; {args.rows} rows in {r['total']:.1f} s = "
+                          f"{r['per_hour']:.0f} rows per hour end to end; a row's own work {r['work']:.2f} s; "
+                          f"GPU-part share of worker time {r['prepare_share']}")
+            out = tmp / f"direct-{when}"
+            out.mkdir()
+            d = direct(cfg, specs, out)
+            directs.append(d)
+            print(f"direct pipeline ({when} the Ray runs): first row {d['first']:.1f} s (loads the models), "
+                  f"then {d['steady']:.2f} s per row = {3600 / d['steady']:.0f} rows per hour")
+        d = {"steady": statistics.mean(x["steady"] for x in directs)}
         for size, rt in round_trip([photo_size, 4 * 2**20]).items():
             print(f"ray round trip of one row's task with {size / 1024:.0f} KiB of photo bytes to an idle actor: "
                   f"{rt['mean_ms']:.1f} ms mean, {rt['median_ms']:.1f} ms median")
         if results[1]["steady"]:
-            print(f"overhead per row, ray 1 worker steady interval - direct: {results[1]['steady'] - d['steady']:+.2f} s "
+            print(f"overhead per row, ray 1 worker steady interval - direct (mean of both): "
+                  f"{results[1]['steady'] - d['steady']:+.2f} s "
                   f"({(results[1]['steady'] - d['steady']) / d['steady']:+.0%})")
         print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 

@@ -71,6 +71,8 @@ class Killer(threading.Thread):
         super().__init__(daemon=True)
         self.out, self.proc = out, proc
         self.killed: tuple[str, int] | None = None
+        # Entries of earlier batch runs (stopped by Ctrl-C) name processes that are gone.
+        self.old_runs = {e["run"] for p in out.glob("*/attempts.json") for e in json.loads(p.read_text())}
 
     def run(self):
         while self.proc.poll() is None and self.killed is None:
@@ -79,7 +81,7 @@ class Killer(threading.Thread):
                     entries = json.loads(path.read_text())
                 except (OSError, ValueError):
                     continue  # being replaced this instant
-                running = [e for e in entries if e.get("status") == "running"]
+                running = [e for e in entries if e.get("status") == "running" and e["run"] not in self.old_runs]
                 if running and not (path.parent / "row.json").exists():
                     os.kill(running[0]["pid"], signal.SIGKILL)
                     self.killed = (path.parent.name, running[0]["pid"])
@@ -87,19 +89,39 @@ class Killer(threading.Thread):
             time.sleep(0.05)
 
 
+def batch_env(folder: Path) -> dict:
+    """HOME and TMPDIR inside the test folder: the privacy test checks nothing lands there."""
+    home, tmp = folder / "home", folder / "tmp"
+    home.mkdir(exist_ok=True), tmp.mkdir(exist_ok=True)
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": str(home), "TMPDIR": str(tmp),
+            "XDG_CACHE_HOME": str(home / ".cache")}
+
+
 @pytest.fixture(scope="module")
-def made(folder, tiny_weights):
-    """The batch with --skip-bad (without network where allowed), one worker killed mid-row."""
+def interrupted(folder, tiny_weights):
+    """The batch stopped with Ctrl-C (SIGINT) as soon as a worker has started a row."""
+    cmd = [sys.executable, "-m", "figurine", *map(str, batch_args(folder, tiny_weights, "--skip-bad"))]
+    proc = subprocess.Popen(cmd, cwd=folder, env=batch_env(folder), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list((folder / "out").glob("*/attempts.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the batch ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    return {"rc": proc.returncode, "stdout": out, "stderr": err, "rows": read_rows(folder / "out")}
+
+
+@pytest.fixture(scope="module")
+def made(folder, tiny_weights, interrupted):
+    """The batch again with --skip-bad (without network where allowed), one worker killed mid-row."""
     prefix, why = _unshare_prefix()
     cmd = [sys.executable, "-m", "figurine", *map(str, batch_args(folder, tiny_weights, "--skip-bad"))]
     if prefix:
         cmd = prefix + ["sh", "-c", _LO_UP, "sh", *cmd]
-    home, tmp = folder / "home", folder / "tmp"
-    home.mkdir(), tmp.mkdir()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": str(home), "TMPDIR": str(tmp),
-           "XDG_CACHE_HOME": str(home / ".cache")}
     private_before = set(Path("/dev/shm").glob("figurine-batch-*"))
-    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=folder, env=batch_env(folder), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     killer = Killer(folder / "out", proc)
     killer.start()
     out, err = proc.communicate(timeout=900)
@@ -107,6 +129,31 @@ def made(folder, tiny_weights):
     return {"rc": proc.returncode, "stdout": out, "stderr": err, "killed": killer.killed,
             "unshared": prefix is not None, "why_not_unshared": why,
             "private_left": set(Path("/dev/shm").glob("figurine-batch-*")) - private_before}
+
+
+def this_run(entries: list[dict]) -> list[dict]:
+    """attempts.json entries of the last batch run (the interrupted run's are older)."""
+    return [e for e in entries if e["run"] == entries[-1]["run"]] if entries else []
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(folder, interrupted, made):
+    assert interrupted["rc"] == 130, interrupted["stderr"][-3000:]
+    assert "interrupted; run the same command again to resume" in interrupted["stderr"]
+    assert "Traceback" not in interrupted["stderr"]
+    out = folder / "out"
+    statuses = {i: r["status"] for i, r in interrupted["rows"].items()}
+    assert "interrupted" in statuses.values() and set(statuses.values()) <= {"interrupted", "made", "bad"}
+    # The next run (the `made` fixture) made every row the interrupted one had not: none twice.
+    assert made["rc"] == 0, made["stderr"][-3000:]
+    for row_id, status in statuses.items():
+        if status == "bad":
+            continue
+        made_by = [e for e in attempts(out, row_id) if e["status"] == "made"]
+        assert len(made_by) == 1, (row_id, attempts(out, row_id))
+        first_run = [e for e in attempts(out, row_id) if e["run"] != attempts(out, row_id)[-1]["run"]]
+        if status == "interrupted":
+            assert all(e["status"] == "stopped" for e in first_run)
+    assert not [p for p in out.rglob(".*.part")]  # no half-written file anywhere
 
 
 def test_skip_bad_makes_the_five_good_rows_and_reports_the_bad_line(folder, made):
@@ -152,7 +199,7 @@ def test_a_worker_killed_mid_row_has_its_row_retried_and_every_row_made_once(fol
     out = folder / "out"
     rows = read_rows(out)
     assert rows[killed_row]["status"] == "made" and rows[killed_row]["retries"] == "1"
-    entries = attempts(out, killed_row)
+    entries = this_run(attempts(out, killed_row))
     assert [e["status"] for e in entries] == ["running", "made"]  # the killed start, then the retry
     assert entries[0]["pid"] == pid and entries[1]["pid"] != pid
     for row_id, r in rows.items():
@@ -161,7 +208,7 @@ def test_a_worker_killed_mid_row_has_its_row_retried_and_every_row_made_once(fol
         made_by = [e for e in attempts(out, row_id) if e["status"] == "made"]
         assert len(made_by) == 1, (row_id, attempts(out, row_id))  # made exactly once
         # Rows in flight on the killed worker (at most one more) were retried too; none twice.
-        assert r["retries"] in ("0", "1") and len(attempts(out, row_id)) == 1 + int(r["retries"])
+        assert r["retries"] in ("0", "1") and len(this_run(attempts(out, row_id))) == 1 + int(r["retries"])
     assert sum(int(r["retries"]) for r in rows.values() if r["retries"]) <= 2
 
 

@@ -218,7 +218,10 @@ class FigureWorker:
 
     # -- attempts.json: which worker started the row, in which batch run -------------------------
     def _attempt_started(self, path: Path) -> int:
-        entries = [e for e in _read_attempts(path)][-MAX_ATTEMPTS_KEPT:]
+        entries = _read_attempts(path)[-MAX_ATTEMPTS_KEPT:]
+        for e in entries:  # an earlier batch run that stopped (Ctrl-C) while a worker had this row
+            if e.get("run") != self.run_token and e.get("status") == "running":
+                e["status"] = "stopped"
         attempt = 1 + sum(1 for e in entries if e.get("run") == self.run_token)
         entries.append({"run": self.run_token, "attempt": attempt, "worker": self.where["label"],
                         "pid": os.getpid(), "started": _now(), "status": "running"})

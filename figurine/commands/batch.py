@@ -83,6 +83,7 @@ def run(args) -> int:
 
 
 def _make(args, cfg, outdir: Path, planned: list, bad: list, start: float) -> int:
+    from figurine.batch.plan import plan_row
     from figurine.batch.runner import Runner, RunOptions
     from figurine.batch.summary import Progress, Summary
 
@@ -116,8 +117,14 @@ def _make(args, cfg, outdir: Path, planned: list, bad: list, start: float) -> in
                 except KeyboardInterrupt:
                     interrupted = True
                     for row in runner.interrupted_rows:
-                        summary.add(row.spec.line, row.spec.row_id, row.spec.request["name"], "interrupted",
-                                    error="stopped by Ctrl-C; run the same command again to make it")
+                        # A row a worker finished while the batch stopped is made: its row.json matches.
+                        again = plan_row(row.spec, outdir, args.pdf)
+                        if again.action == "skip":
+                            summary.add(row.spec.line, row.spec.row_id, row.spec.request["name"], "made",
+                                        _previous(again.previous))
+                        else:
+                            summary.add(row.spec.line, row.spec.row_id, row.spec.request["name"], "interrupted",
+                                        error="stopped by Ctrl-C; run the same command again to make it")
         except KeyboardInterrupt:
             interrupted = True
         finally:
