@@ -124,10 +124,13 @@ class Runner:
         gpus = int(ray.cluster_resources().get("GPU", 0)) if self.cfg.runtime.device != "cpu" else 0
         count = self.options.workers or max(gpus, 1)
         count = min(count, rows) if rows else count
+        # CPU cores per worker (Ray sets OMP_NUM_THREADS from it): this machine's shared out; on a
+        # cluster one per GPU worker (machines differ: more could leave a worker unplaceable).
+        cores = max(1, int(ray.cluster_resources().get("CPU", 1)) // count)
         if gpus:
-            resources = {"num_gpus": min(1.0, gpus / count), "num_cpus": 1}
+            resources = {"num_gpus": min(1.0, gpus / count), "num_cpus": 1 if self.options.address else cores}
         else:
-            resources = {"num_gpus": 0, "num_cpus": max(1, int(ray.cluster_resources().get("CPU", 1)) // count)}
+            resources = {"num_gpus": 0, "num_cpus": cores}
         cls = ray.remote(FigureWorker).options(max_restarts=-1, max_task_retries=self.options.retries,
                                                max_concurrency=DEPTH, **resources)
         self.actors = [cls.remote(self.cfg, i + 1, str(self.outdir), self.run_token, self.marker)

@@ -30,6 +30,7 @@ import datetime
 import hashlib
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -212,7 +213,9 @@ class FigureWorker:
                 self._sampler[1].set()
             busy = round(sum(self._busy) / len(self._busy) / 100.0, 4) if self._busy else None
             reason = None if busy is not None else (self._busy_reason or "no utilisation sample taken")
-            return {**self.where, "rows": self.rows, "wall_s": round(wall, 3), "prepare_s": round(self.prepare_s, 3),
+            torch = sys.modules.get("torch")
+            threads = torch.get_num_threads() if torch is not None else None
+            return {**self.where, "rows": self.rows, "torch_threads": threads, "wall_s": round(wall, 3), "prepare_s": round(self.prepare_s, 3),
                     "gpu_busy": busy, "gpu_busy_reason": reason, "gpu_busy_samples": len(self._busy),
                     "energy": energy, "network_attempts": [a.target() for a in self.guard.attempts]}
 
