@@ -4,19 +4,21 @@ calling the pipeline directly, and Ray's own cost per row.
     python benchmarks/bench_batch.py --weights /tmp/tw --rows 6 > benchmarks/batch.txt
 
 Measured, each on the same ROWS rows (drawn faces, one accessory each, the tiny config):
-1. Ray, W = 1 and 2 workers: the batch runner as `figurine batch` uses it (local Ray, one actor per
+1. direct, before and after the Ray runs: one FigurinePipeline in this process, rows one after
+   another (`pipe(request)`), with as many torch threads as a 1-worker Ray run gives its worker;
+   the first row (which loads the models) is timed apart. Steady seconds per row = the mean of the
+   rest.
+2. Ray, W = 1 and 2 workers: the batch runner as `figurine batch` uses it (local Ray, one actor per
    worker, prepare and finish of two rows overlapped). Reported: Ray's start, the time to the first
    row (includes the models' load in each worker), the steady interval between rows finishing
    (rows after the first per worker), end-to-end rows per hour, and the worker's own work per row.
-2. direct: one FigurinePipeline in this process, rows one after another (`pipe(request)`), with as
-   many torch threads as the 1-worker Ray run's worker had (on a busy 2-core machine 2 threads are
-   3-4 times slower than 1); the first row (which loads the models) is timed apart. Steady seconds
-   per row = the mean of the rest.
 3. Ray's cost per row alone: a row's task round trip with photo bytes of the size used here
    through the object store to an actor that does nothing with them (mean of 20).
 
 Overhead per row = Ray's steady interval with 1 worker - direct steady seconds per row (negative
-when overlapping finish with the next prepare gains more than Ray costs). The README's formula for
+when overlapping finish with the next prepare gains more than Ray costs). On a machine shared
+with other work these two drift by several times between passes (load average printed); the
+round trip (3) is Ray's own cost per row without that noise. The README's formula for
 N GPUs uses the steady seconds per row.
 """
 
@@ -57,7 +59,7 @@ def direct(cfg, specs, out: Path, threads: int) -> dict:
     from figurine.pipeline import FigurinePipeline
     from figurine.request import Request
 
-    torch.set_num_threads(threads)  # as many as the 1-worker Ray run's worker had: a fair comparison
+    torch.set_num_threads(threads)
     pipe = FigurinePipeline(cfg)
     times = []
     for spec in specs:
@@ -149,26 +151,34 @@ def main() -> None:
               f"photos {photo_size / 1024:.0f} KiB; {os.cpu_count()} CPU cores, {platform.machine()}, "
               f"Python {platform.python_version()}")
         print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-        results = {}
-        for workers in (1, 2):
-            r = with_ray(cfg, specs, tmp / f"ray{workers}", workers)
-            results[workers] = r
-            steady = f"{r['steady']:.2f} s between rows" if r["steady"] else "n/a"
-            print(f"ray, {workers} worker(s): Ray started in {r['start']:.1f} s, first row after "
-                  f"{r['first']:.1f} s, then {steady}; {args.rows} rows in {r['total']:.1f} s = "
-                  f"{r['per_hour']:.0f} rows per hour end to end; a row's own work {r['work']:.2f} s; "
-                  f"GPU-part share of worker time {r['prepare_share']}; torch threads per worker {r['threads']}")
-        threads = results[1]["threads"][0] or 1
-        out = tmp / "direct"
-        out.mkdir()
-        d = direct(cfg, specs, out, threads)
-        print(f"direct pipeline, {threads} torch thread(s), rows one after another: first row {d['first']:.1f} s "
-              f"(loads the models), then {d['steady']:.2f} s per row = {3600 / d['steady']:.0f} rows per hour")
+        # Direct before and after the Ray runs (the machine's load drifts: both are shown), with
+        # as many torch threads as a 1-worker Ray run gives its worker (all the cores).
+        threads = os.cpu_count() or 1
+        directs, results = [], {}
+        for when in ("before", "after"):
+            if when == "after":
+                for workers in (1, 2):
+                    r = with_ray(cfg, specs, tmp / f"ray{workers}", workers)
+                    results[workers] = r
+                    steady = f"{r['steady']:.2f} s between rows" if r["steady"] else "n/a"
+                    print(f"ray, {workers} worker(s): Ray started in {r['start']:.1f} s, first row after "
+                          f"{r['first']:.1f} s, then {steady}; {args.rows} rows in {r['total']:.1f} s = "
+                          f"{r['per_hour']:.0f} rows per hour end to end; a row's own work {r['work']:.2f} s; "
+                          f"GPU-part share of worker time {r['prepare_share']}; torch threads per worker "
+                          f"{r['threads']}")
+            out = tmp / f"direct-{when}"
+            out.mkdir()
+            d = direct(cfg, specs, out, threads)
+            directs.append(d)
+            print(f"direct pipeline ({when} the Ray runs), {threads} torch thread(s), rows one after another: "
+                  f"first row {d['first']:.1f} s (loads the models), then {d['steady']:.2f} s per row "
+                  f"= {3600 / d['steady']:.0f} rows per hour")
+        d = {"steady": statistics.mean(x["steady"] for x in directs)}
         for size, rt in round_trip([photo_size, 4 * 2**20]).items():
             print(f"ray round trip of one row's task with {size / 1024:.0f} KiB of photo bytes to an idle actor: "
                   f"{rt['mean_ms']:.1f} ms mean, {rt['median_ms']:.1f} ms median")
         if results[1]["steady"]:
-            print(f"overhead per row, ray 1 worker steady interval - direct: "
+            print(f"overhead per row, ray 1 worker steady interval - direct (mean of both): "
                   f"{results[1]['steady'] - d['steady']:+.2f} s "
                   f"({(results[1]['steady'] - d['steady']) / d['steady']:+.0%})")
         print(f"load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
