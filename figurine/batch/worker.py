@@ -215,7 +215,8 @@ class FigureWorker:
             reason = None if busy is not None else (self._busy_reason or "no utilisation sample taken")
             torch = sys.modules.get("torch")
             threads = torch.get_num_threads() if torch is not None else None
-            return {**self.where, "rows": self.rows, "torch_threads": threads, "wall_s": round(wall, 3), "prepare_s": round(self.prepare_s, 3),
+            return {**self.where, "rows": self.rows, "torch_threads": threads, "wall_s": round(wall, 3),
+                    "prepare_s": round(self.prepare_s, 3),
                     "gpu_busy": busy, "gpu_busy_reason": reason, "gpu_busy_samples": len(self._busy),
                     "energy": energy, "network_attempts": [a.target() for a in self.guard.attempts]}
 

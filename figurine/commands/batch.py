@@ -28,7 +28,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="make one figure per row of a CSV / JSON Lines manifest, on all GPUs (Ray)",
                        description=__doc__.splitlines()[0])
     p.add_argument("manifest", type=Path, metavar="MANIFEST",
-                   help="CSV (header: photo,name,tagline,accessories,pose,template,seed,candidates,size,set,id) "
+                   help="CSV (header: photo,name and any of id,tagline,outfit,accessories,pose,template,size,"
+                        "seed,candidates,edition,set) "
                         "or JSON Lines (.jsonl) with the same keys; relative photo paths are read from its folder")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR",
                    help="folder for the results: OUTDIR/<row id>/ per row, OUTDIR/batch.csv and batch.json")
@@ -42,7 +43,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "instead of starting a local one; OUTDIR must then be a folder every machine shares")
     p.add_argument("--retries", type=int, default=2, metavar="N",
                    help="how often a row whose worker died (killed, out of memory, machine lost) is tried again "
-                        "on another worker before it is reported failed (default 2)")
+                        "on a restarted worker before it is reported failed (default 2)")
     p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard, on 127.0.0.1 only (default: off)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_config_args(p)
