@@ -312,3 +312,42 @@ def test_manifest_rows_are_checked_with_their_line_numbers(tmp_path):
     (tmp_path / "semi.csv").write_text("photo;name\nme.jpg;Ada\n")
     with pytest.raises(InputError, match="separated by ';'"):
         read_manifest(tmp_path / "semi.csv")
+
+
+def test_gpu_busy_share_is_nvmls_mean_utilisation_or_says_why_not():
+    """NVML cannot exist without an NVIDIA GPU: a stand-in gives the utilisation readings."""
+    from types import SimpleNamespace
+
+    from figurine.batch.summary import Summary
+    from figurine.batch.worker import GpuBusy
+
+    class NVML:
+        def __init__(self, readings):
+            self.readings = list(readings)
+
+        def nvmlDeviceGetUtilizationRates(self, handle):
+            assert handle == "gpu0"
+            if not self.readings:
+                raise RuntimeError("Not Supported")
+            return SimpleNamespace(gpu=self.readings.pop(0), memory=0)
+
+    busy = GpuBusy(NVML([100, 100, 50, 0]), "gpu0", poll=0.01)
+    assert [busy.sample() for _ in range(5)] == [True, True, True, True, False]
+    assert busy.share() == 0.625 and "Not Supported" in busy.reason
+    threaded = GpuBusy(NVML([80] * 1000), "gpu0", poll=0.005).start()
+    time.sleep(0.2)
+    threaded.stop()
+    assert threaded.share() == 0.8 and len(threaded.samples) >= 3
+    none = GpuBusy(None, None, reason="NVIDIA GPU not found, NVML could not start: no driver").start()
+    assert none.share() is None and none.reason.startswith("NVIDIA GPU not found")
+    # The batch's totals: the workers' mean where measured, else "unavailable: <why>".
+    workers = [{"rows": 3, "gpu_busy": 0.9, "energy": {"gpu_joules_gross": 300.0}},
+               {"rows": 2, "gpu_busy": 0.7, "energy": {"gpu_joules_gross": 200.0}}]
+    summary = Summary()
+    for i in range(5):
+        summary.add(i + 2, f"r{i}", "x", "made", {"energy": {"gpu_joules_gross": 150.0}})
+    totals = summary.totals(3600.0, workers)
+    assert totals["gpu_busy_share"] == 0.8 and totals["images_per_hour"] == 5
+    assert totals["energy_per_image_j"] == 100.0 and totals["row_energy_j"] == 750.0  # rows overlap: upper bound
+    cpu = summary.totals(10.0, [{"rows": 5, "gpu_busy": None, "gpu_busy_reason": none.reason}])
+    assert cpu["gpu_busy_share"] is None and cpu["gpu_busy_note"] == "unavailable: " + none.reason

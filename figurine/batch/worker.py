@@ -43,6 +43,48 @@ BUSY_POLL_S = 0.2  # NVML's utilisation is the busy share over its own last samp
 MAX_ATTEMPTS_KEPT = 50
 
 
+class GpuBusy:
+    """The GPU's busy share while rows run: NVML's utilisation (the share of its last sample
+    period in which a kernel ran) read every `poll` seconds on a thread, averaged.
+
+        busy = GpuBusy(nvml, handle).start()
+        ...
+        busy.stop(); busy.share()     # 0.93, or None with busy.reason
+    """
+
+    def __init__(self, nvml, handle, poll: float = BUSY_POLL_S, reason: str | None = None):
+        self.nvml, self.handle, self.poll = nvml, handle, poll
+        self.samples: list[float] = []
+        self.reason = reason
+        self._stop = threading.Event()
+
+    def start(self) -> "GpuBusy":
+        if self.nvml is not None:
+            threading.Thread(target=self._run, name="gpu-busy", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll) and self.sample():
+            pass
+
+    def sample(self) -> bool:
+        try:
+            self.samples.append(float(self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu))
+            return True
+        except Exception as exc:  # e.g. not supported on this GPU
+            self.reason = f"NVML could not read the GPU's utilisation: {exc}"
+            return False
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def share(self) -> float | None:
+        if not self.samples:
+            self.reason = self.reason or "no utilisation sample taken"
+            return None
+        return round(sum(self.samples) / len(self.samples) / 100.0, 4)
+
+
 class RowPipeline(FigurinePipeline):
     """A row's own settings over the worker's components (loaded once, by the worker's pipeline)."""
 
@@ -83,9 +125,7 @@ class FigureWorker:
         self.prepare_s = 0.0
         self.first_start = self.last_end = None
         self._meter = self._window = None
-        self._busy = []            # NVML utilisation samples (0..100) while rows run
-        self._busy_reason = None
-        self._sampler = None
+        self._busy = None          # GpuBusy, from the first row on
 
     # -- one row -------------------------------------------------------------------------------
     def run(self, task: dict) -> dict:
@@ -182,22 +222,9 @@ class FigureWorker:
                                                            measure_idle=False)
             self._window = self._meter.window("batch")
             self._window.__enter__()
-            if not self._meter.gpu_available:
-                self._busy_reason = self._meter.gpu_reason
-                return
-            nvml, handle = self._meter.nvml, self._meter.handle
-            stop = threading.Event()
-
-            def sample():
-                while not stop.wait(BUSY_POLL_S):
-                    try:
-                        self._busy.append(float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu))
-                    except Exception as exc:  # e.g. not supported on this GPU
-                        self._busy_reason = f"NVML could not read the GPU's utilisation: {exc}"
-                        return
-
-            self._sampler = (threading.Thread(target=sample, name="gpu-busy", daemon=True), stop)
-            self._sampler[0].start()
+            ok = self._meter.gpu_available
+            self._busy = GpuBusy(self._meter.nvml if ok else None, self._meter.handle,
+                                 reason=None if ok else self._meter.gpu_reason).start()
 
     def stats(self) -> dict:
         """This worker's rows and time, its GPU's busy share, and its energy over all its rows
@@ -209,15 +236,16 @@ class FigureWorker:
                 self._window.__exit__(None, None, None)
             if self._window is not None:
                 energy = self._window.result.to_dict()
-            if self._sampler is not None:
-                self._sampler[1].set()
-            busy = round(sum(self._busy) / len(self._busy) / 100.0, 4) if self._busy else None
-            reason = None if busy is not None else (self._busy_reason or "no utilisation sample taken")
+            busy, reason, samples = None, "no row ran", 0
+            if self._busy is not None:
+                self._busy.stop()
+                busy, samples = self._busy.share(), len(self._busy.samples)
+                reason = None if busy is not None else self._busy.reason
             torch = sys.modules.get("torch")
             threads = torch.get_num_threads() if torch is not None else None
             return {**self.where, "rows": self.rows, "torch_threads": threads, "wall_s": round(wall, 3),
                     "prepare_s": round(self.prepare_s, 3),
-                    "gpu_busy": busy, "gpu_busy_reason": reason, "gpu_busy_samples": len(self._busy),
+                    "gpu_busy": busy, "gpu_busy_reason": reason, "gpu_busy_samples": samples,
                     "energy": energy, "network_attempts": [a.target() for a in self.guard.attempts]}
 
     # -- attempts.json: which worker started the row, in which batch run -------------------------
