@@ -5,4 +5,4 @@ figurine.config); heavy libraries (torch, diffusers, insightface) are imported i
 so `figurine --help` stays fast.
 """
 
-COMMANDS = ["demo", "make", "pack", "print3d", "poses", "weights", "doctor", "bench", "serve", "inspect", "keys"]
+COMMANDS = ["demo", "make", "batch", "pack", "print3d", "poses", "weights", "doctor", "bench", "serve", "inspect", "keys"]
