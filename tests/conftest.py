@@ -18,10 +18,19 @@ TINY_CONFIG = ROOT / "configs" / "tiny.toml"
 
 
 @pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny-weights")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_tiny_weights.py"), str(root)],
-                   check=True, capture_output=True, text=True)
+def tiny_weights(tmp_path_factory, worker_id) -> Path:
+    """Built once per test run: under pytest-xdist the workers share one tree (the first builds
+    it, the others wait on a lock), in this run's own temporary folder."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if worker_id != "master" else base  # pytest-N/, this run's alone
+    root = shared / "tiny-weights"
+    with FileLock(str(shared / "tiny-weights.lock")):
+        if not (root / ".complete").is_file():
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "make_tiny_weights.py"), str(root)],
+                           check=True, capture_output=True, text=True)
+            (root / ".complete").write_text("built by tests/conftest.py\n")
     return root
 
 

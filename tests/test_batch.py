@@ -264,7 +264,7 @@ def test_a_changed_name_repacks_only_that_row(folder, tiny_weights, rerun):
     rows = read_rows(out)
     assert rows["row-0001"]["status"] == "made" and rows["row-0001"]["name"] == "Ada King"
     assert sorted(r["status"] for i, r in rows.items() if i != "row-0001") == ["bad"] + ["done earlier"] * 4
-    assert set(rows["row-0001"]["reused"].split()) == {"figure", "accessories"}
+    assert set(rows["row-0001"]["reused"].split()) == {"figure", "detail", "accessories"}
     record = json.loads((out / "row-0001" / "run" / "run.json").read_text())
     assert record["request"]["name"] == "Ada King"
     assert not {"generation", "accessories", "identity"} & set(record["timings"])  # nothing generated

@@ -22,7 +22,8 @@ from tests.conftest import ROOT, TINY_CONFIG, run_figurine
 from tests.fake_nvml import FakeClock, FakeNVML
 from tests.photos import make_face_photo
 
-STAGES = ("identity", "pose", "generation", "vae_decode", "identity_score", "accessories", "matte", "packaging")
+STAGES = ("identity", "pose", "generation", "vae_decode", "identity_score", "detail", "accessories", "matte",
+          "packaging")
 ZERO_J = re.compile(r"(?<![\d.])0(\.0*)? ?J\b")          # "0 J", "0.0 J", "0J"
 BARE_UNAVAILABLE = re.compile(r"unavailable(?!: \S)")    # "unavailable" not followed by its reason
 

@@ -116,7 +116,7 @@ def test_changing_only_the_name_needs_no_weights(first_run, tiny_weights, photo,
     proc = run_figurine("make", "--run", run, "--name", "Grace Hopper", "--weights", gone,
                         "-o", tmp_path / "grace.png", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "reused: figure, accessories" in proc.stdout
+    assert "reused: figure, detail, accessories" in proc.stdout
     record = json.loads((run / "run.json").read_text())
     assert record["request"]["name"] == "Grace Hopper"
     assert "generation" not in record["timings"]  # the diffusion pipeline never ran

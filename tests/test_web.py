@@ -499,7 +499,7 @@ def test_page_generates_and_repacks_in_chromium(server, tmp_path):
             # 3. A new name: re-packed from the cache, the figure and accessory reused.
             page.locator("#figurine-name input, #figurine-name textarea").fill("Grace Hopper")
             page.locator("#figurine-repack").click()
-            expect(status).to_have_value(re.compile(r"^Re-packed in .*reused: figure, accessories"))
+            expect(status).to_have_value(re.compile(r"^Re-packed in .*reused: figure, detail, accessories"))
             expect(page.locator("#figurine-downloads")).to_contain_text("grace-hopper")
             second = package_png(page)
             assert second.size == first.size and second.tobytes() != first.tobytes()
