@@ -18,6 +18,7 @@ python3 scripts/draw_example_figure.py "$out/figure.png"
 for a in mug laptop cat gear; do
   python3 scripts/draw_example_figure.py "$tmp/$a.png" --accessory "$a"
 done
+cp "$tmp/gear.png" "$out/gear.png"   # the README's `figurine pack` example uses it
 
 python3 -m figurine pack "$out/figure.png" --name "Ada Lovelace" --tagline "Analytical Engine Pilot" \
   --accessory-image "$tmp/gear.png" --accessory-image "$tmp/laptop.png" --accessory-image "$tmp/mug.png" \
