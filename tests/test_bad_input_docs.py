@@ -316,6 +316,12 @@ def case_serve_listen(tmp):
          "print(secrets.token_urlsafe(24))')")
 
 
+def case_batch(tmp):
+    (tmp / "team.csv").write_text("photo,name\nnothere.jpg,Ada\n")
+    return ["batch", "team.csv", "-o", "out"], {}, \
+        "1 of 1 rows cannot be made (listed above); fix them, or use --skip-bad to make the others"
+
+
 CASES = {  # section heading (its start) -> cases
     "The command line": [case_command_line],
     "The photo": [case_photo],
@@ -331,6 +337,7 @@ CASES = {  # section heading (its start) -> cases
     "`figurine print3d`": [case_print3d],
     "Weights integrity": [case_weights_fifo],
     "`figurine serve`": [case_serve_listen],
+    "`figurine batch`": [case_batch],
 }
 ALL_CASES = [(section, case) for section, cases in CASES.items() for case in cases]
 

@@ -5,7 +5,9 @@ Every fenced ```sh block of README.md is a command block. A block whose first li
 block runs, in order, in one folder: a copy of the clone's files (what `git clone` gives). The
 quickstart's install line runs too, as written: its virtual environment sees the test run's
 installed packages (a .pth file) and pip is told to stay offline through its own environment
-settings (PIP_NO_INDEX, PIP_NO_BUILD_ISOLATION), so nothing is downloaded. `figurine` commands
+settings (PIP_NO_INDEX; PIP_NO_BUILD_ISOLATION=0, pip's spelling for "no build isolation"), so
+nothing is downloaded. The venv's bundled setuptools (65 on Python 3.11) is removed first, so the
+build uses the test run's newer one: online, pip downloads setuptools>=77 for the build itself. `figurine` commands
 then run from that environment, as a user who activated it. Files a block names must exist.
 """
 
@@ -75,10 +77,13 @@ def test_the_readme_commands_run_as_written(tmp_path):
                            "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     Path(site, "test-run-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    for old in Path(site).glob("*"):
+        if old.name.startswith(("setuptools", "_distutils_hack", "distutils-precedence")):
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "XDG_", "FIGURINE_"))}
     env.update(PATH=f"{clone / '.venv' / 'bin'}:{env['PATH']}", VIRTUAL_ENV=str(clone / ".venv"),
-               XDG_CACHE_HOME=str(tmp_path / "cache"), HOME=str(tmp_path / "home"),
-               PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+               HOME=str(tmp_path / "home"),  # ~/.cache/figurine, ~/.config/figurine: the README's paths
+               PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0", PIP_DISABLE_PIP_VERSION_CHECK="1")
     (tmp_path / "home").mkdir()
     ran = []
     for body in shell_blocks():
