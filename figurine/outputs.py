@@ -114,17 +114,8 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[BinaryIO], object],
     path = Path(path)
     check_target(path, force)  # 1
 
+    tmp = _write_temp(path, writer)  # 2
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    except OSError as e:
-        raise write_error(path, e) from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:  # 2
-            writer(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _umask_mode())
         if force:  # 3
             os.replace(tmp, path)
         else:
@@ -192,14 +183,13 @@ class OutputSet:
         self.force = force
         self.replaceable = set(replaceable or ())
         self.pending: list[tuple[Path, Path]] = []  # (temp file, target)
-        self.written: dict[Path, str] = {}  # target -> sha256 of what commit() put there
         self._old_sigterm = None
 
     def _may_replace(self, path: Path) -> bool:
         if self.force or not self.replaceable:
             return self.force
         try:
-            return stat.S_ISREG(os.lstat(path).st_mode) and _sha256(path) in self.replaceable
+            return stat.S_ISREG(os.lstat(path).st_mode) and file_sha256(path) in self.replaceable
         except OSError:
             return False
 
@@ -210,29 +200,10 @@ class OutputSet:
             check_target(p, self._may_replace(p))
 
     def add(self, path, writer: Callable[[BinaryIO], object]) -> Path:
-        import hashlib
-
         path = Path(path)
         check_target(path, self._may_replace(path))
-        try:
-            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-        except OSError as e:
-            raise write_error(path, e) from None
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                writer(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, _umask_mode())
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise write_error(path, e) from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        tmp = _write_temp(path, writer)
         self.pending.append((tmp, path))
-        self.written[path] = hashlib.sha256(tmp.read_bytes()).hexdigest()
         return path
 
     def commit(self) -> None:
@@ -283,12 +254,35 @@ class OutputSet:
         self.pending.clear()
 
 
+def _write_temp(path: Path, writer: Callable[[BinaryIO], object]) -> Path:
+    """writer(f) on a new hidden temp file beside `path`, flushed and synced, with the mode an
+    ordinary open() would give; on any failure the temp file is removed (OSError -> WriteError)."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as e:
+        raise write_error(path, e) from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            writer(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _umask_mode())
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise write_error(path, e) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
 def write_error(path: Path, e: OSError) -> WriteError:
     reason = e.strerror or type(e).__name__
     return WriteError(f"cannot write {path}: {reason}; nothing was left half-written")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     import hashlib
 
     h = hashlib.sha256()

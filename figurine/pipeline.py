@@ -189,28 +189,11 @@ class FigurinePipeline:
         `replace_own` (re-runs): outputs this run directory wrote before may be replaced."""
         from figurine import limits, provenance
         from figurine.outputs import OutputSet, check_distinct
-        from figurine.packaging import list_templates, open_picture, validate_text
+        from figurine.packaging import open_picture
         from figurine.photo import decode_photo, load_photo, read_bytes
-        from figurine.pose import list_presets
 
         cfg, g = self.cfg, self.cfg.generation
-        template = req.template or cfg.packaging.template
-        size = req.size or cfg.packaging.size
-        pose = req.pose or cfg.pose.preset
-        if template not in list_templates():
-            raise InputError(f"unknown template '{template}'; choose from {', '.join(list_templates())}")
-        if size not in limits.SIZES:
-            raise InputError(f"unknown size '{size}'; choose from {', '.join(limits.SIZES)}")
-        if req.pose_from is None and pose not in [p.name for p in list_presets()]:
-            raise InputError(f"unknown pose '{pose}'; choose from {', '.join(p.name for p in list_presets())}")
-        validate_text(req.name, req.tagline, template=template)
-        count = len(req.accessories) + len(req.accessory_images)
-        if count > cfg.accessories.max:
-            raise InputError(f"{count} accessories asked for; at most {cfg.accessories.max} fit "
-                             "(set accessories.max to change the limit)")
-        for text in req.accessories:
-            if not text.strip():
-                raise InputError("an accessory needs a description, e.g. --accessory \"brass gear\"")
+        template, size, pose = check_request(cfg, req)
         output = req.output or Path(f"{limits.slug(req.name)}.png")
         run_dir = req.run_dir or limits.run_dir_for(output)
         provenance.check_output_format(output)
@@ -646,6 +629,33 @@ class _StageWindow:
         if isinstance(exc, Exception) and not isinstance(exc, FigurineError):
             raise stage_failure(self.name, exc, self.job.run.path, self.pipe.cfg) from exc
         return False
+
+
+def check_request(cfg: Config, req: Request) -> tuple[str, str, str]:
+    """A request's names and texts against what exists and what fits, opening no file:
+    (template, size, pose) resolved. check_inputs and figurine batch's row checks both use it."""
+    from figurine import limits
+    from figurine.packaging import list_templates, validate_text
+    from figurine.pose import list_presets
+
+    template = req.template or cfg.packaging.template
+    size = req.size or cfg.packaging.size
+    pose = req.pose or cfg.pose.preset
+    if template not in list_templates():
+        raise InputError(f"unknown template '{template}'; choose from {', '.join(list_templates())}")
+    if size not in limits.SIZES:
+        raise InputError(f"unknown size '{size}'; choose from {', '.join(limits.SIZES)}")
+    if req.pose_from is None and pose not in [p.name for p in list_presets()]:
+        raise InputError(f"unknown pose '{pose}'; choose from {', '.join(p.name for p in list_presets())}")
+    validate_text(req.name, req.tagline, template=template)
+    count = len(req.accessories) + len(req.accessory_images)
+    if count > cfg.accessories.max:
+        raise InputError(f"{count} accessories asked for; at most {cfg.accessories.max} fit "
+                         "(set accessories.max to change the limit)")
+    for text in req.accessories:
+        if not text.strip():
+            raise InputError("an accessory needs a description, e.g. --accessory \"brass gear\"")
+    return template, size, pose
 
 
 def energy_record(meter, candidates: int) -> dict:

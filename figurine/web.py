@@ -851,54 +851,6 @@ def example_figure():
 # The page
 
 
-# ---------------------------------------------------------------------------------------------
-# Galleries
-
-
-@functools.cache
-def pose_previews(limb_width: float, point_radius: float) -> list[tuple[object, str]]:
-    """Each preset's skeleton, drawn by the same renderer the generation uses."""
-    from figurine.pose import list_presets, load_preset, render_pose
-
-    w, h = POSE_SIZE
-    # Thumbnails are small: draw the limbs thicker than the control image's scale would.
-    return [(render_pose(load_preset(p.name), w, h, limb_width * 2.5, point_radius * 2.5), p.name)
-            for p in list_presets()]
-
-
-@functools.cache
-def template_previews() -> list[tuple[object, str]]:
-    """Each template drawn by figurine.packaging around an example figure and accessory."""
-    from figurine import packaging
-
-    figure, items = example_figure()
-    text = packaging.PackText("Your Name", "Your Tagline")
-    previews = []
-    for name in packaging.list_templates():
-        try:
-            image = packaging.render_image(figure, items, text, template=name, size="social")
-        except FigurineError as e:  # a broken template should not take the page down
-            log.warning("template %s: no preview (%s)", name, e)
-            continue
-        image = image.convert("RGB")
-        image.thumbnail(PREVIEW_SIZE)
-        previews.append((image, name))
-    return previews
-
-
-def example_figure():
-    """(figure RGBA, [accessory RGBA]) for the template previews: the toy figure and mug of
-    figurine/example.py, cut out by the real matte stage."""
-    from figurine import matte
-    from figurine.example import accessory, figure
-
-    return matte.cut_out(figure(384, 512)), [matte.cut_out(accessory("mug", 192))]
-
-
-# ---------------------------------------------------------------------------------------------
-# The page
-
-
 def _theme():
     import gradio as gr
 

@@ -288,42 +288,7 @@ def test_a_folder_without_write_permission_is_one_line(tmp_path, private, tiny_w
     assert proc.returncode == 6 and "Permission denied" in one_error(proc)
 
 
-SLOW_SET = """
-import sys, time
-from figurine.outputs import OutputSet
-folder = sys.argv[1]
-with OutputSet() as out:
-    out.add(folder + "/fig.png", lambda f: f.write(b"png"))
-    out.add(folder + "/fig.json", lambda f: f.write(b"{}"))
-    def slow(f):
-        f.write(b"%PDF" * 1000)
-        f.flush()
-        open(folder + "/../started", "w").close()
-        time.sleep(60)
-    out.add(folder + "/fig.pdf", slow)
-    out.commit()
-"""
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_a_killed_write_leaves_no_output_file(tmp_path, sig):
-    """SIGTERM: cleaned up at once. SIGKILL (no cleanup possible): only hidden .part temp files,
-    which `figurine doctor` lists; never a half-written file under an output's name."""
-    folder = tmp_path / "out"
-    folder.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_SET, str(folder)], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)})
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "started").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "timeout"
-        time.sleep(0.05)
-    proc.send_signal(sig)
-    proc.wait(timeout=60)
-    visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
-    assert visible == []
-    from figurine.outputs import stale_temp_files
-
-    assert (stale_temp_files(folder) == []) if sig == signal.SIGTERM else len(stale_temp_files(folder)) == 3
+# SIGTERM and SIGKILL during writing: tests/test_outputs.py::test_interrupting_a_real_process_leaves_no_files
 
 
 # -- finding 4: an interrupted re-run leaves a consistent cache --------------------------------

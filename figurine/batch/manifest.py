@@ -217,11 +217,9 @@ def check_rows(rows: list[Row], base_dir: Path, files=(), overrides=(), weights=
 
 def check_row(row: Row, base_dir: Path, files=(), overrides=(), weights=None, configs=None) -> RowSpec:
     """One row, checked in the order a user would fix it; InputError/ConfigError with one line."""
-    from figurine import limits
     from figurine.config import load_config, parse_override
-    from figurine.packaging import list_templates, validate_text
     from figurine.photo import decode_photo, read_bytes
-    from figurine.pose import list_presets
+    from figurine.pipeline import check_request
     from figurine.request import Request
 
     v = row.values
@@ -253,22 +251,8 @@ def check_row(row: Row, base_dir: Path, files=(), overrides=(), weights=None, co
     # 3. The request's own checks (types, ranges, text lengths), with the row's photos as paths.
     paths = [_resolve(p, base_dir) for p in photos]
     request = Request(photos=paths, accessories=accessories, **fields)
-    template = request.template or cfg.packaging.template
-    size = request.size or cfg.packaging.size
-    pose = request.pose or cfg.pose.preset
-    if template not in list_templates():
-        raise InputError(f"unknown template '{template}'; choose from {', '.join(list_templates())}")
-    if size not in limits.SIZES:
-        raise InputError(f"unknown size '{size}'; choose from {', '.join(limits.SIZES)}")
-    if pose not in [p.name for p in list_presets()]:
-        raise InputError(f"unknown pose '{pose}'; choose from {', '.join(p.name for p in list_presets())}")
-    # 4. Text on the box, accessories.
-    validate_text(request.name, request.tagline, template=template)
-    if len(accessories) > cfg.accessories.max:
-        raise InputError(f"{len(accessories)} accessories; at most {cfg.accessories.max} fit "
-                         "(accessories.max)")
-    if any(not a.strip() for a in accessories):
-        raise InputError("an accessory needs a description (an empty one between ';'?)")
+    # 4. Names and texts against what exists and what fits: the pipeline's own check.
+    template, size, pose = check_request(cfg, request)
     # 5. Photos: read, decoded with the limits, then dropped; a digest tells a changed photo later.
     digests = []
     for i, path in enumerate(paths):

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from figurine.batch.manifest import RowSpec
+from figurine.outputs import file_sha256
 
 ROW_JSON = "row.json"
 ATTEMPTS_JSON = "attempts.json"
@@ -121,14 +122,6 @@ def outputs_changed(folder: Path, files: object) -> str | None:
         if path.is_symlink() or not path.is_file() or file_sha256(path) != sha:
             return name
     return None
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def format_plan(plan: list[PlannedRow], bad: list, manifest: str, workers: str) -> str:
