@@ -28,8 +28,10 @@ def tiny_weights(tmp_path_factory, worker_id) -> Path:
     root = shared / "tiny-weights"
     with FileLock(str(shared / "tiny-weights.lock")):
         if not (root / ".complete").is_file():
-            subprocess.run([sys.executable, str(ROOT / "scripts" / "make_tiny_weights.py"), str(root)],
-                           check=True, capture_output=True, text=True)
+            proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_tiny_weights.py"), str(root)],
+                                  check=True, capture_output=True, text=True)
+            # Issue 13: the script says one line and nothing else (no warnings, no progress bars).
+            assert proc.stdout.strip() == f"tiny weights written to {root}" and not proc.stderr.strip(), proc
             (root / ".complete").write_text("built by tests/conftest.py\n")
     return root
 

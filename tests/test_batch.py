@@ -119,7 +119,6 @@ def made(folder, tiny_weights, interrupted):
     cmd = [sys.executable, "-m", "figurine", *map(str, batch_args(folder, tiny_weights, "--skip-bad"))]
     if prefix:
         cmd = prefix + ["sh", "-c", _LO_UP, "sh", *cmd]
-    private_before = set(Path("/dev/shm").glob("figurine-batch-*"))
     proc = subprocess.Popen(cmd, cwd=folder, env=batch_env(folder), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     killer = Killer(folder / "out", proc)
@@ -128,7 +127,8 @@ def made(folder, tiny_weights, interrupted):
     killer.join(timeout=5)
     return {"rc": proc.returncode, "stdout": out, "stderr": err, "killed": killer.killed,
             "unshared": prefix is not None, "why_not_unshared": why,
-            "private_left": set(Path("/dev/shm").glob("figurine-batch-*")) - private_before}
+            # This batch's own private folder (named after its process: other tests run batches too).
+            "private_left": set(Path("/dev/shm").glob(f"figurine-batch-{proc.pid}-*"))}
 
 
 def this_run(entries: list[dict]) -> list[dict]:

@@ -71,6 +71,7 @@ def test_make_writes_package_sidecar_and_run_dir(first_run):
         assert (run / name).is_file(), name
     assert fig["files"][0] == f"figure-{fig['key'][:8]}-0.png"  # a stage file's name carries its key
     assert "Energy:" in proc.stdout and "unavailable" in proc.stdout  # no GPU here: said, never 0 J
+    assert "window" not in proc.stdout and "warning" not in proc.stderr  # one plain sentence, no noise
 
 
 def test_two_accessories_fill_two_compartments_with_their_own_mattes(first_run):
@@ -184,6 +185,7 @@ def test_photo_without_a_face_is_one_line(tmp_path, tiny_weights):
     assert proc.returncode == 2
     assert "no face" in one_error_line(proc)
     assert not (tmp_path / "fig.png").exists()
+    assert not (tmp_path / "fig.run").exists()  # no empty run directory left behind (issue 13)
 
 
 def test_existing_output_is_not_overwritten_without_force(first_run, tiny_weights, photo):
@@ -244,3 +246,42 @@ def test_own_accessory_picture_is_cut_out_and_survives_a_rerun(tiny_weights, pho
                          "-o", tmp_path / "again.png", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "reused: figure" in again.stdout
+
+
+def test_a_rerun_after_pack_run_replaces_its_own_package_without_force(first_run, tiny_weights, tmp_path):
+    """Issue 13: README order, `pack --run ... -o other.png` then `make --run RUN --name ...`: the
+    re-run writes the run's own package again (figurine wrote it), no --force needed; a file
+    figurine did not write is still refused."""
+    tmp, _ = first_run
+    run = tmp_path / "fig.run"
+    shutil.copytree(tmp / "fig.run", run)
+    shutil.copy(tmp / "fig.png", tmp_path / "fig.png")
+    shutil.copy(tmp / "fig.json", tmp_path / "fig.json")
+    packed = run_figurine("pack", "--run", run, "--template", "vintage-80s", "-o", tmp_path / "fig-80s.png",
+                          cwd=tmp_path)
+    assert packed.returncode == 0, packed.stderr
+    again = run_figurine("make", "--run", run, "--name", "Ada L.", "--weights", tiny_weights, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "fig.json").read_text())["request"]["name"] == "Ada L."
+    (tmp_path / "fig.png").write_bytes(b"someone else's picture")
+    refused = run_figurine("make", "--run", run, "--name", "Ada M.", "--weights", tiny_weights, cwd=tmp_path)
+    assert refused.returncode == 2 and "--force" in one_error_line(refused)
+
+
+def test_the_output_format_follows_the_extension(first_run, tiny_weights, tmp_path):
+    """Issue 13: `-o x.jpg` writes a JPEG (and `.webp` a WebP) carrying the settings; `-o x.gif`
+    is refused before any model loads."""
+    tmp, _ = first_run
+    run = tmp_path / "fig.run"
+    shutil.copytree(tmp / "fig.run", run)
+    for name, fmt in (("fig.jpg", "JPEG"), ("fig.webp", "WEBP")):
+        proc = run_figurine("pack", "--run", run, "-o", tmp_path / name, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        with Image.open(tmp_path / name) as im:
+            assert im.format == fmt
+        from figurine.provenance import read_provenance
+
+        assert read_provenance(tmp_path / name)["request"]["name"] == "Ada Lovelace"
+    proc = run_figurine("make", run.parent / "none.jpg", "--name", "Ada", "-o", tmp_path / "fig.gif", cwd=tmp_path)
+    assert proc.returncode == 2 and "unknown output format" in one_error_line(proc)
+

@@ -94,15 +94,28 @@ def depth_weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def make_run(tiny_weights, tmp_path_factory) -> Path:
-    """A real `figurine make` run directory on the tiny weights."""
+    """A real `figurine make` run directory on the tiny weights, made with `--print3d` (the
+    model right after the package: test_make_print3d_writes_the_model_after_the_package)."""
     from tests.photos import make_face_photo
 
     tmp = tmp_path_factory.mktemp("make")
     photo = make_face_photo(tmp / "selfie.jpg")
     proc = run_figurine("make", photo, "--name", "Ada", "--weights", tiny_weights, "--config", TINY_CONFIG,
-                        "-o", tmp / "ada.png")
+                        "-o", tmp / "ada.png", "--print3d", tmp / "ada.3mf")
     assert proc.returncode == 0, proc.stderr
+    (tmp / "make.out").write_text(proc.stdout)
     return tmp / "ada.run"
+
+
+def test_make_print3d_writes_the_model_after_the_package(make_run):
+    import trimesh
+
+    tmp = make_run.parent
+    out = (tmp / "make.out").read_text()
+    assert out.index("wrote ") < out.index("relief: weight-free")  # the package first, then the model
+    mesh = trimesh.load(tmp / "ada.3mf", force="mesh")
+    assert mesh.is_watertight and mesh.volume > 0
+    assert (tmp / "ada-preview.png").is_file()
 
 
 def copy_run(run: Path, dest: Path) -> Path:

@@ -1,8 +1,8 @@
 """Issue 13: the README's commands run as written, from a fresh copy of the clone.
 
-Every fenced ```sh block of README.md is a command block. A block whose first line is a comment
-`# needs: ...` (real weights, a GPU, a second machine) is not run here, and says so; every other
-block runs, in order, in one folder: a copy of the clone's files (what `git clone` gives). The
+Every fenced ```sh block of README.md is a command block, and every ```python block an example
+to run. A block whose first line is a comment `# needs: ...` (real weights, a GPU, a second
+machine) is not run here, and says so; every other block runs, in order, in one folder: a copy of the clone's files (what `git clone` gives). The
 quickstart's install line runs too, as written: its virtual environment sees the test run's
 installed packages (a .pth file) and pip is told to stay offline through its own environment
 settings (PIP_NO_INDEX; PIP_NO_BUILD_ISOLATION=0, pip's spelling for "no build isolation"), so
@@ -86,16 +86,18 @@ def test_the_readme_commands_run_as_written(tmp_path):
                PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0", PIP_DISABLE_PIP_VERSION_CHECK="1")
     (tmp_path / "home").mkdir()
     ran = []
-    for body in shell_blocks():
-        if not runnable(body):
+    for lang, body in blocks():
+        if lang not in ("sh", "python") or not runnable(body):
             continue
-        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", body], cwd=clone, env=env, capture_output=True,
-                              text=True, timeout=900)
+        command = ["bash", "-euo", "pipefail", "-c", body] if lang == "sh" else \
+            [str(clone / ".venv" / "bin" / "python"), "-c", body]
+        proc = subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, f"README block failed:\n{body}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-3000:]}"
         assert "Traceback" not in proc.stderr, proc.stderr
         ran.append(body)
     assert (clone / "figurine-demo.png").is_file()  # the quickstart's package
-    assert len(ran) >= 4
+    assert (clone / "api-preview.png").is_file()    # the Python API example ran
+    assert len(ran) >= 8
 
 
 @pytest.mark.parametrize("broken", ["figurine demo --no-such-flag", "figurine pack docs/examples/nothere.png --name X"])

@@ -108,7 +108,8 @@ class Runner:
                 raise InputError(f"cannot join the Ray cluster at {self.options.address}: "
                                  f"{' '.join(str(e).split())[:200]}") from None
         else:
-            self.private = Path(tempfile.mkdtemp(prefix="figurine-batch-", dir=_memory_folder()))
+            # Named after this process, so whoever started the batch can tell its folder from others'.
+            self.private = Path(tempfile.mkdtemp(prefix=f"figurine-batch-{os.getpid()}-", dir=_memory_folder()))
             os.chmod(self.private, 0o700)
             (self.private / "spill").mkdir()
             ray.init(num_cpus=max(os.cpu_count() or 1, self.options.workers or 1),

@@ -80,7 +80,22 @@ def run(args) -> int:
         raise InputError(f"{len(bad)} of {len(rows)} rows cannot be made (listed above); fix them, "
                          "or use --skip-bad to make the others")
     outdir.mkdir(exist_ok=True)
+    _drop_stale_temp_files(outdir, planned)
     return _make(args, cfg, outdir, planned, bad, start)
+
+
+def _drop_stale_temp_files(outdir: Path, planned: list) -> None:
+    """Hidden .part files a killed earlier batch left in the row folders (a write SIGKILL cut
+    short; never a finished output): garbage, removed before the rows run again."""
+    from figurine.batch.plan import row_paths
+    from figurine.outputs import stale_temp_files
+
+    for p in planned:
+        folder = row_paths(outdir, p.spec.row_id).folder
+        for sub in (folder, folder / "run"):
+            if sub.is_dir() and not sub.is_symlink():
+                for stale in stale_temp_files(sub):
+                    stale.unlink(missing_ok=True)
 
 
 def _make(args, cfg, outdir: Path, planned: list, bad: list, start: float) -> int:
