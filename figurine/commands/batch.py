@@ -85,8 +85,9 @@ def run(args) -> int:
 
 
 def _drop_stale_temp_files(outdir: Path, planned: list) -> None:
-    """Hidden .part files a killed earlier batch left in the row folders (a write SIGKILL cut
-    short; never a finished output): garbage, removed before the rows run again."""
+    """Hidden .part files a killed worker or an earlier killed batch left in the row folders (a
+    write SIGKILL cut short; never a finished output): garbage, removed before the rows run again
+    and once this run's workers have stopped."""
     from figurine.batch.plan import row_paths
     from figurine.outputs import stale_temp_files
 
@@ -147,6 +148,9 @@ def _make(args, cfg, outdir: Path, planned: list, bad: list, start: float) -> in
             if progress is not None:
                 progress.close()
             signal.signal(signal.SIGTERM, previous_term)
+        # Every worker has stopped now: a write a killed worker cut short (its other row's, too) is
+        # garbage, whether Ray retried that row or not.
+        _drop_stale_temp_files(outdir, todo)
     totals = summary.write(outdir, time.monotonic() - start, workers,
                            extra={"manifest": args.manifest.name, "workers_described": described})
     print(summary.totals_line(totals))
