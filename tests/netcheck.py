@@ -9,6 +9,8 @@
     found, why = outbound_connections([sys.executable, "-c", "..."])   # via strace
     assert found == [], found
 
+    run = run_offline_traced([...])   # one run, both checks (where this machine allows each)
+
 Two independent checks below the Python-level guard in figurine/privacy.py:
 
 1. `run_without_network` runs the command under `unshare -n` (as root) or `unshare -rn` (an
@@ -99,6 +101,23 @@ def strace_reason() -> str | None:
     return None if r.returncode == 0 else f"strace cannot trace here: {r.stderr.strip()[:200]}"
 
 
+STRACE = ["strace", "-f", "-qq", "-e", "trace=connect,sendto,sendmsg,sendmmsg"]
+
+
+def _outbound(log: Path) -> list[str]:
+    """Non-loopback IPv4/IPv6 targets of the connect/sendto calls in a strace log."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        m = _ADDR.search(line)
+        if not m:
+            continue
+        host = m.group("v4") or m.group("v6")
+        if ipaddress.ip_address(host).is_loopback:
+            continue
+        found.append(f"{m.group('call')} {host}:{m.group('port') or '?'}")
+    return found
+
+
 def outbound_connections(cmd: list[str], timeout: float = 600, **kwargs
                          ) -> tuple[list[str] | None, str]:
     """Run `cmd` under strace; ([\"connect 1.2.3.4:443\", ...], "ok") for non-loopback tries.
@@ -112,16 +131,30 @@ def outbound_connections(cmd: list[str], timeout: float = 600, **kwargs
     kwargs.setdefault("capture_output", True)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "strace.log"
-        subprocess.run(["strace", "-f", "-qq", "-o", str(log),
-                        "-e", "trace=connect,sendto,sendmsg,sendmmsg", *map(str, cmd)],
-                       timeout=timeout, **kwargs)
-        found = []
-        for line in log.read_text(errors="replace").splitlines():
-            m = _ADDR.search(line)
-            if not m:
-                continue
-            host = m.group("v4") or m.group("v6")
-            if ipaddress.ip_address(host).is_loopback:
-                continue
-            found.append(f"{m.group('call')} {host}:{m.group('port') or '?'}")
-        return found, "ok"
+        subprocess.run([*STRACE, "-o", str(log), *map(str, cmd)], timeout=timeout, **kwargs)
+        return _outbound(log), "ok"
+
+
+def run_offline_traced(cmd: list[str], timeout: float = 600, **kwargs) -> dict:
+    """Run `cmd` once with both checks: in an empty network namespace where this machine allows
+    one, and under strace (inside the namespace) where strace works.
+
+    Returns {"proc": CompletedProcess, "unshared": bool, "why_not_unshared": str,
+    "outbound": [targets] or None, "why_no_strace": str or None}. A connection tried in the
+    namespace fails there but strace still sees the attempt, so each check stands on its own.
+    """
+    prefix, why_ns = _unshare_prefix()
+    why_strace = strace_reason()
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "strace.log"
+        full = list(map(str, cmd))
+        if why_strace is None:
+            full = [*STRACE, "-o", str(log), *full]
+        if prefix is not None:
+            full = prefix + ["sh", "-c", _LO_UP, "sh", *full]
+        proc = subprocess.run(full, timeout=timeout, **kwargs)
+        outbound = _outbound(log) if why_strace is None else None
+    return {"proc": proc, "unshared": prefix is not None, "why_not_unshared": why_ns,
+            "outbound": outbound, "why_no_strace": why_strace}

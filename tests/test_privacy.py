@@ -19,7 +19,8 @@ import pytest
 
 from figurine.errors import NetworkBlockedError
 from figurine.privacy import OFFLINE_ENV, NetworkGuard, go_offline, install_network_guard
-from tests.netcheck import network_namespace_reason, outbound_connections, run_without_network, strace_reason
+from tests.netcheck import (network_namespace_reason, outbound_connections, run_offline_traced,
+                            run_without_network, strace_reason)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -259,6 +260,18 @@ def test_run_without_network_has_loopback_and_nothing_else(tmp_path):
     out = dict(line.split() for line in proc.stdout.splitlines())
     assert out["outside"] == str(__import__("errno").ENETUNREACH)
     assert out["loopback"] == "200"
+
+
+@pytest.mark.skipif(network_namespace_reason() is not None or strace_reason() is not None,
+                    reason=f"{network_namespace_reason()}; {strace_reason()}")
+def test_both_checks_in_one_run_see_an_attempt_the_namespace_stops(tmp_path):
+    """run_offline_traced (the end-to-end make's wrapper): the namespace makes the connect fail,
+    and strace, inside it, still reports that it was tried."""
+    run = run_offline_traced([sys.executable, "-c", NS_PROBE], cwd=tmp_path, env=clean_env(tmp_path), timeout=60)
+    assert run["unshared"] and run["proc"].returncode == 0, run["proc"].stderr
+    out = dict(line.split() for line in run["proc"].stdout.splitlines())
+    assert out["outside"] == str(__import__("errno").ENETUNREACH) and out["loopback"] == "200"
+    assert run["outbound"] == ["connect 1.1.1.1:80"]
 
 
 INSIGHTFACE_AUTO_DOWNLOAD = """

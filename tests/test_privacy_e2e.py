@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import TINY_CONFIG, run_figurine
-from tests.netcheck import outbound_connections, run_without_network
+from tests.netcheck import run_offline_traced
 from tests.photos import make_face_photo
 from tests.scan import scan_for_leaks
 
@@ -33,28 +33,36 @@ def make_args(tmp: Path, weights: Path, photo: Path, *extra) -> list:
             "-o", tmp / "out" / "fig.png", "--accessory", "mug", *extra]
 
 
-def make_command(tmp: Path, weights: Path, photo: Path) -> list[str]:
-    """The full `figurine make` command line, for wrappers that run it (unshare, strace)."""
-    (tmp / "out").mkdir()
-    return [sys.executable, "-m", "figurine", *map(str, make_args(tmp, weights, photo))]
+@pytest.fixture(scope="module")
+def offline_run(tmp_path_factory, tiny_weights, photo) -> dict:
+    """One `figurine make` (an accessory, a PDF, a seed and tagline to reproduce) with HOME and
+    TMPDIR inside its folder, run in an empty network namespace and under strace where this
+    machine allows each: the tests below check that one run for each promise."""
+    folder = tmp_path_factory.mktemp("offline")
+    home, tmpdir = folder / "home", folder / "tmp"
+    for d in (home, tmpdir, folder / "out"):
+        d.mkdir()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": str(home), "TMPDIR": str(tmpdir),
+           "XDG_CACHE_HOME": str(home / ".cache")}
+    args = make_args(folder, tiny_weights, photo, "--pdf", folder / "out" / "fig.pdf", "--seed", "11",
+                     "--tagline", "Pilot")
+    run = run_offline_traced([sys.executable, "-m", "figurine", *map(str, args)], cwd=folder, env=env)
+    return {**run, "folder": folder}
 
 
-def test_make_runs_in_an_empty_network_namespace(tmp_path, tiny_weights, photo):
-    cmd = make_command(tmp_path, tiny_weights, photo)
-    proc, why = run_without_network(cmd, cwd=tmp_path)
-    if proc is None:
-        pytest.skip(f"no network namespace on this machine: {why}")
-    assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "out" / "fig.png").exists()
+def test_make_runs_in_an_empty_network_namespace(offline_run):
+    if not offline_run["unshared"]:
+        pytest.skip(f"no network namespace on this machine: {offline_run['why_not_unshared']}")
+    assert offline_run["proc"].returncode == 0, offline_run["proc"].stderr
+    assert (offline_run["folder"] / "out" / "fig.png").exists()
 
 
-def test_make_tries_no_outbound_connection_under_strace(tmp_path, tiny_weights, photo):
-    cmd = make_command(tmp_path, tiny_weights, photo)
-    found, why = outbound_connections(cmd, cwd=tmp_path)
-    if found is None:
-        pytest.skip(f"strace unavailable: {why}")
-    assert found == []
-    assert (tmp_path / "out" / "fig.png").exists()
+def test_make_tries_no_outbound_connection_under_strace(offline_run):
+    if offline_run["outbound"] is None:
+        pytest.skip(f"strace unavailable: {offline_run['why_no_strace']}")
+    assert offline_run["proc"].returncode == 0, offline_run["proc"].stderr
+    assert offline_run["outbound"] == []
+    assert (offline_run["folder"] / "out" / "fig.png").exists()
 
 
 def test_make_in_process_under_the_guard_makes_zero_attempts(tmp_path, tiny_weights, photo):
@@ -71,19 +79,14 @@ def test_make_in_process_under_the_guard_makes_zero_attempts(tmp_path, tiny_weig
     assert (tmp_path / "fig.png").exists()
 
 
-def test_no_file_written_anywhere_holds_the_photo_or_its_exif(tmp_path, tiny_weights, photo):
+def test_no_file_written_anywhere_holds_the_photo_or_its_exif(offline_run, photo):
     """Temp folder, home, caches, outputs and run directory: every file the run could touch."""
-    home, tmpdir = tmp_path / "home", tmp_path / "tmp"
-    for d in (home, tmpdir, tmp_path / "out"):
-        d.mkdir()
-    env = {"HOME": str(home), "TMPDIR": str(tmpdir), "XDG_CACHE_HOME": str(home / ".cache")}
-    proc = run_figurine(*make_args(tmp_path, tiny_weights, photo, "--pdf", tmp_path / "out" / "fig.pdf"),
-                        cwd=tmp_path, env=env)
-    assert proc.returncode == 0, proc.stderr
-    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    folder = offline_run["folder"]
+    assert offline_run["proc"].returncode == 0, offline_run["proc"].stderr
+    written = [p for p in folder.rglob("*") if p.is_file()]
     assert len(written) >= 8  # package, sidecar, pdf, run.json, pose, figure, mattes...
-    assert scan_for_leaks(tmp_path, photo) == []
-    with Image.open(tmp_path / "out" / "fig.png") as im:
+    assert scan_for_leaks(folder, photo) == []
+    with Image.open(folder / "out" / "fig.png") as im:
         assert "exif" not in im.info and len(im.getexif()) == 0
         assert "trainedAlgorithmicMedia" in im.info["XML:com.adobe.xmp"]
         assert im.text["parameters"].startswith("1/12 scale")
@@ -91,15 +94,13 @@ def test_no_file_written_anywhere_holds_the_photo_or_its_exif(tmp_path, tiny_wei
     assert stored["config"]["generation"]["steps"] == 2 and stored["model_hashes"]
 
 
-def test_from_png_reproduces_the_run(tmp_path, tiny_weights, photo):
-    (tmp_path / "out").mkdir()
-    first = run_figurine(*make_args(tmp_path, tiny_weights, photo, "--seed", "11", "--tagline", "Pilot"),
-                         cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    again = run_figurine("make", "--from", tmp_path / "out" / "fig.png", photo, "--weights", tiny_weights,
+def test_from_png_reproduces_the_run(tmp_path, tiny_weights, photo, offline_run):
+    first = offline_run["folder"] / "out" / "fig.png"
+    assert offline_run["proc"].returncode == 0, offline_run["proc"].stderr
+    again = run_figurine("make", "--from", first, photo, "--weights", tiny_weights,
                          "-o", tmp_path / "again.png", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    a = np.asarray(Image.open(tmp_path / "out" / "fig.png").convert("RGB"))
+    a = np.asarray(Image.open(first).convert("RGB"))
     b = np.asarray(Image.open(tmp_path / "again.png").convert("RGB"))
     assert np.array_equal(a, b)
     record = json.loads(Image.open(tmp_path / "again.png").text["figurine"])
