@@ -7,6 +7,7 @@ session temp folder; every end-to-end test runs `figurine` as a subprocess again
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,13 @@ TINY_CONFIG = ROOT / "configs" / "tiny.toml"
 # oversubscribes them; its spinning threads made the suite 50% slower (13:59 -> 9:19 measured on
 # the 2-core build machine). Set before anything imports torch; OMP_NUM_THREADS=N overrides it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# A suite started in the background of a non-interactive shell (`bash .ci/run &`) inherits SIGINT
+# ignored, and so would every `figurine` it starts: the Ctrl-C tests would press a key nobody
+# hears. They stand for a user at a terminal, so the test processes take SIGINT back (a handler,
+# unlike SIG_IGN, is not inherited: the commands they start get the default, as in a terminal).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
