@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.test_readme import copy_of_clone  # noqa: E402  (what `git clone` gives: tracked and new files)
 
 # (what, file, text to replace, replacement, tests to run)
 MUTATIONS = [
@@ -49,16 +51,6 @@ MUTATIONS = [
      "hmac.new(salt.encode(), data, hashlib.sha256)", "hashlib.sha256(data)",
      ["tests/test_make.py", "-k", "same_seed"]),
 ]
-
-
-def copy_of_clone(dest: Path) -> None:
-    names = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    for name in filter(None, names):
-        src = ROOT / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
 
 
 def main() -> int:
