@@ -57,6 +57,14 @@ def run_figurine(*args, cwd: Path | None = None, env: dict | None = None, timeou
                           capture_output=True, text=True, timeout=timeout)
 
 
+def one_error_line(proc) -> str:
+    """The one `figurine: error: ...` line a failed command printed, with no traceback."""
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("figurine: error: ")]
+    assert len(errors) == 1, proc.stderr
+    return errors[0]
+
+
 @pytest.fixture
 def figurine_cli():
     return run_figurine

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, TINY_CONFIG, run_figurine
+from tests.conftest import ROOT, TINY_CONFIG, one_error_line, run_figurine
 from tests.fake_nvml import FakeClock, FakeNVML
 from tests.photos import make_face_photo
 
@@ -35,13 +35,6 @@ def keys(data) -> set[str]:
     if isinstance(data, list):
         return set().union(*(keys(v) for v in data))
     return set()
-
-
-def one_error_line(proc) -> str:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("figurine: error:")]
-    assert len(errors) == 1, proc.stderr
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

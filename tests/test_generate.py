@@ -46,7 +46,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import TINY_CONFIG, run_figurine
+from tests.conftest import TINY_CONFIG, one_error_line, run_figurine
 from tests.photos import make_face_photo
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16}
@@ -59,8 +59,7 @@ TOL = {"float32": 1, "float16": 3}
 
 
 def reference_faceid_pipeline(weights: Path, dtype, ip_scale: float, lora_scale: float, vae: str = "fix"):
-    from diffusers import (AutoencoderKL, ControlNetModel, DDIMScheduler,
-                           StableDiffusionXLControlNetPipeline)
+    from diffusers import AutoencoderKL, ControlNetModel, StableDiffusionXLControlNetPipeline
 
     controlnet = ControlNetModel.from_pretrained(weights / "controlnet-openpose-sdxl", torch_dtype=dtype)
     extra = {}
@@ -69,11 +68,23 @@ def reference_faceid_pipeline(weights: Path, dtype, ip_scale: float, lora_scale:
     pipe = StableDiffusionXLControlNetPipeline.from_pretrained(
         weights / "sdxl-base", controlnet=controlnet, torch_dtype=dtype, variant="fp16",
         add_watermarker=False, **extra)
-    pipe.scheduler = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                                   beta_schedule="scaled_linear", clip_sample=False,
-                                   set_alpha_to_one=False, steps_offset=1)
-    pipe.load_ip_adapter(str(weights / "ip-adapter-faceid"), subfolder=None,
-                         weight_name="ip-adapter-faceid_sdxl.safetensors", image_encoder_folder=None)
+    return with_faceid_card(pipe, weights, "ip-adapter-faceid_sdxl.safetensors", ip_scale, lora_scale)
+
+
+def ddim_card():
+    """The scheduler of the FaceID model card's SDXL example."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+
+def with_faceid_card(pipe, weights: Path, weight_name: str, ip_scale: float, lora_scale: float):
+    """A bare diffusers SDXL pipeline set up as the model card does: its DDIM scheduler, the FaceID
+    adapter file (its LoRA comes with it) at the given adapter and LoRA scales."""
+    pipe.scheduler = ddim_card()
+    pipe.load_ip_adapter(str(weights / "ip-adapter-faceid"), subfolder=None, weight_name=weight_name,
+                         image_encoder_folder=None)
     pipe.set_ip_adapter_scale(ip_scale)
     pipe.set_adapters(["faceid_0"], adapter_weights=[lora_scale])
     pipe.set_progress_bar_config(disable=True)
@@ -335,8 +346,7 @@ def test_default_scheduler_is_the_model_cards_ddim(tiny_weights):
 
     base = DDIMScheduler.load_config(tiny_weights / "sdxl-base" / "scheduler")
     ours = make_scheduler("ddim", base)
-    card = DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-                         beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    card = ddim_card()
     ours.set_timesteps(30)
     card.set_timesteps(30)
     assert torch.equal(ours.timesteps, card.timesteps)
@@ -427,10 +437,8 @@ def test_an_unexpected_model_error_is_one_line_with_a_log(tiny_weights, photo, t
     proc = run_figurine("make", photo, "--name", "Ada", "--weights", weights, "--config", TINY_CONFIG,
                         "-o", tmp_path / "ada.png", cwd=tmp_path)
     assert proc.returncode == 4, proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("figurine: error:")]
-    assert len(errors) == 1, proc.stderr
-    assert "the generation stage failed" in errors[0] and "likely setting:" in errors[0], errors[0]
+    error = one_error_line(proc)
+    assert "the generation stage failed" in error and "likely setting:" in error, error
     log = (tmp_path / "ada.run" / "error.log").read_text()
     assert "Traceback (most recent call last)" in log and "stage generation" in log
     verbose = run_figurine("make", photo, "--name", "Ada", "--weights", weights, "--config", TINY_CONFIG,

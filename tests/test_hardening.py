@@ -22,16 +22,9 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from tests.conftest import TINY_CONFIG, run_figurine
+from tests.conftest import TINY_CONFIG, one_error_line, run_figurine
 from tests.photos import make_face_photo
 from tests.scan import scan_for_leaks
-
-
-def one_error(proc) -> str:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("figurine: error:")]
-    assert len(lines) == 1, proc.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +115,7 @@ def test_from_a_crafted_png_out_of_bounds_is_one_line(made, tmp_path, tiny_weigh
     t0 = time.monotonic()
     proc = run_figurine("make", "--from", png, private, "--weights", tiny_weights, "-o", tmp_path / "x.png",
                         cwd=tmp_path)
-    assert proc.returncode == 2 and fragment in one_error(proc)
+    assert proc.returncode == 2 and fragment in one_error_line(proc)
     assert time.monotonic() - t0 < 30  # refused before any model loads
     assert list(tmp_path.iterdir()) == [png]
 
@@ -138,7 +131,7 @@ def test_from_malformed_settings_is_one_line(tmp_path, private, raw, fragment):
     png = tmp_path / "shared.png"
     Image.new("RGB", (64, 64)).save(png, pnginfo=info)
     proc = run_figurine("make", "--from", png, private, "-o", tmp_path / "x.png", cwd=tmp_path)
-    assert proc.returncode == 2 and fragment in one_error(proc)
+    assert proc.returncode == 2 and fragment in one_error_line(proc)
 
 
 # -- finding 2/5: a tampered run directory ----------------------------------------------------
@@ -189,7 +182,7 @@ def _outputs_elsewhere(run, record):
 def test_a_tampered_run_directory_is_one_line(made, tmp_path, change, fragment):
     run = tampered(made, tmp_path, change)
     proc = run_figurine("pack", "--run", run, "--name", "Grace", "-o", tmp_path / "g.png", cwd=tmp_path)
-    assert proc.returncode == 2 and fragment in one_error(proc)
+    assert proc.returncode == 2 and fragment in one_error_line(proc)
     assert not (tmp_path / "g.png").exists()
 
 
@@ -220,16 +213,16 @@ def test_pdf_on_the_output_or_the_sidecar_is_refused_before_any_model(tmp_path, 
     for pdf in ("x.png", "x.json"):
         proc = run_figurine("make", private, "--name", "Ada", "-o", tmp_path / "x.png", "--pdf", tmp_path / pdf,
                             "--weights", tmp_path / "none", cwd=tmp_path)
-        assert proc.returncode == 2 and "must end in .pdf" in one_error(proc)
+        assert proc.returncode == 2 and "must end in .pdf" in one_error_line(proc)
     proc = run_figurine("make", private, "--name", "Ada", "-o", tmp_path / "x.png", "--pdf", tmp_path / "x.pdf",
                         "--run", tmp_path / "x.pdf", "--weights", tmp_path / "none", cwd=tmp_path)
-    assert proc.returncode == 2 and "would be the same file" in one_error(proc)
+    assert proc.returncode == 2 and "would be the same file" in one_error_line(proc)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_output_json_colliding_with_its_sidecar_is_refused_at_once(tmp_path, private):
     proc = run_figurine("make", private, "--name", "Ada", "-o", tmp_path / "x.json", cwd=tmp_path)
-    assert proc.returncode == 2 and "unknown output format" in one_error(proc)
+    assert proc.returncode == 2 and "unknown output format" in one_error_line(proc)
 
 
 def test_a_pdf_symlink_is_not_followed(made, tmp_path, private):
@@ -238,13 +231,13 @@ def test_a_pdf_symlink_is_not_followed(made, tmp_path, private):
     (tmp_path / "x.pdf").symlink_to(victim)
     proc = run_figurine("make", private, "--name", "Ada", "-o", tmp_path / "x.png", "--pdf", tmp_path / "x.pdf",
                         "--force", "--weights", tmp_path / "none", cwd=tmp_path)
-    assert proc.returncode == 2 and "symbolic link" in one_error(proc)
+    assert proc.returncode == 2 and "symbolic link" in one_error_line(proc)
     assert victim.read_text() == "precious"
 
 
 def test_a_device_is_never_replaced_even_with_force(tmp_path, private):
     proc = run_figurine("make", private, "--name", "Ada", "-o", "/dev/null", "--force", cwd=tmp_path)
-    assert proc.returncode == 2 and "unknown output format" in one_error(proc)
+    assert proc.returncode == 2 and "unknown output format" in one_error_line(proc)
     proc = run_figurine("make", private, "--name", "Ada", "-o", tmp_path / "x.png", "--pdf", "/dev/null",
                         "--force", cwd=tmp_path)
     assert proc.returncode == 2
@@ -265,7 +258,7 @@ def test_a_disk_that_refuses_writes_is_one_line_and_leaves_nothing_half_written(
             "--config", str(TINY_CONFIG), "-o", str(tmp_path / "x.png")]
     proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, preexec_fn=_limit_file_size(200_000),
                           env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=300)
-    assert proc.returncode == 6 and "nothing was left half-written" in one_error(proc)
+    assert proc.returncode == 6 and "nothing was left half-written" in one_error_line(proc)
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "x.json").exists()
     assert not [p for p in tmp_path.rglob(".*.part")]
 
@@ -285,7 +278,7 @@ def test_a_folder_without_write_permission_is_one_line(tmp_path, private, tiny_w
             "-o", str(locked / "x.png")]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "HOME": "/tmp", "PYTHONPATH": str(Path(__file__).parent.parent)})
-    assert proc.returncode == 6 and "Permission denied" in one_error(proc)
+    assert proc.returncode == 6 and "Permission denied" in one_error_line(proc)
 
 
 # SIGTERM and SIGKILL during writing: tests/test_outputs.py::test_interrupting_a_real_process_leaves_no_files

@@ -42,7 +42,7 @@ from PIL import Image
 from figurine.errors import ConfigError, WeightsError
 from tests.conftest import TINY_CONFIG
 from tests.photos import make_face_photo
-from tests.test_generate import DTYPES, TOL, id_embeds, module_state, pixels
+from tests.test_generate import DTYPES, TOL, id_embeds, module_state, pixels, with_faceid_card
 
 PLUSV2_FILE = "ip-adapter-faceid-plusv2_sdxl.safetensors"
 ENCODER_DIR = "clip-vit-h-14-image-encoder"
@@ -97,13 +97,6 @@ def control_image(cfg, preset: str = "hero"):
     return render_pose(load_preset(preset), g.width, g.height, cfg.pose.limb_width, cfg.pose.point_radius)
 
 
-def ddim_card():
-    from diffusers import DDIMScheduler
-
-    return DDIMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-
-
 # ---------------------------------------------------------------------------------------------
 # FaceID Plus V2 against the guide's recipe
 
@@ -118,13 +111,7 @@ def reference_plusv2_pipeline(weights: Path, dtype, ip_scale: float, lora_scale:
     pipe = StableDiffusionXLControlNetPipeline.from_pretrained(
         weights / "sdxl-base", controlnet=controlnet, vae=vae, image_encoder=image_encoder, torch_dtype=dtype,
         variant="fp16", add_watermarker=False)
-    pipe.scheduler = ddim_card()
-    pipe.load_ip_adapter(str(weights / "ip-adapter-faceid"), subfolder=None, weight_name=PLUSV2_FILE,
-                         image_encoder_folder=None)
-    pipe.set_ip_adapter_scale(ip_scale)
-    pipe.set_adapters(["faceid_0"], adapter_weights=[lora_scale])
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return with_faceid_card(pipe, weights, PLUSV2_FILE, ip_scale, lora_scale)
 
 
 def reference_plusv2_figure(pipe, cfg, guide_face, dtype: str, seed: int, *, shortcut=True, bgr=False):
@@ -250,13 +237,7 @@ def reference_img2img_pipeline(weights: Path, dtype, ip_scale: float, lora_scale
     vae = AutoencoderKL.from_pretrained(weights / "sdxl-vae-fp16-fix", torch_dtype=dtype)
     pipe = StableDiffusionXLImg2ImgPipeline.from_pretrained(weights / "sdxl-base", vae=vae, torch_dtype=dtype,
                                                             variant="fp16", add_watermarker=False)
-    pipe.scheduler = ddim_card()
-    pipe.load_ip_adapter(str(weights / "ip-adapter-faceid"), subfolder=None,
-                         weight_name="ip-adapter-faceid_sdxl.safetensors", image_encoder_folder=None)
-    pipe.set_ip_adapter_scale(ip_scale)
-    pipe.set_adapters(["faceid_0"], adapter_weights=[lora_scale])
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return with_faceid_card(pipe, weights, "ip-adapter-faceid_sdxl.safetensors", ip_scale, lora_scale)
 
 
 def drawn_figure(width: int, height: int):

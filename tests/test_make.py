@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import TINY_CONFIG, run_figurine
+from tests.conftest import TINY_CONFIG, one_error_line, run_figurine
 from tests.photos import make_face_photo, make_flat_photo
 
 
@@ -28,14 +28,6 @@ def make(tmp: Path, weights: Path, photo: Path | None, *extra, out="fig.png"):
     args = ["make"] + ([photo] if photo else []) + [
         "--weights", weights, "--config", TINY_CONFIG, "-o", tmp / out, *extra]
     return run_figurine(*args, cwd=tmp)
-
-
-def one_error_line(proc) -> str:
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in proc.stderr, proc.stderr
-    errors = [line for line in lines if line.startswith("figurine: error:")]
-    assert len(errors) == 1, proc.stderr
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

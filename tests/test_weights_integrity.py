@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from figurine import weights
 from figurine.errors import GenerationError, WeightsError
-from tests.conftest import ROOT, TINY_CONFIG, run_figurine
+from tests.conftest import ROOT, TINY_CONFIG, one_error_line, run_figurine
 from tests.photos import make_face_photo
 
 UNET = "sdxl-base/unet/diffusion_pytorch_model.fp16.safetensors"
@@ -77,11 +77,8 @@ def make(tmp: Path, root: Path, photo: Path, *extra, timeout: float = 300):
                         "-o", tmp / "fig.png", *extra, cwd=tmp, timeout=timeout)
 
 
-def one_error_line(proc) -> str:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("figurine: error:")]
-    assert len(errors) == 1, proc.stderr
-    return errors[0].removeprefix("figurine: error: ")
+def error_message(proc) -> str:
+    return one_error_line(proc).removeprefix("figurine: error: ")
 
 
 def nothing_written(tmp: Path) -> None:
@@ -102,7 +99,7 @@ def test_a_nan_unet_weight_stops_make_at_the_first_step(tmp_path, tiny_weights, 
     set_nan(root / UNET, NAN_TENSOR)
     proc = make(tmp_path, root, photo)
     assert proc.returncode == 4, proc.stderr
-    message = one_error_line(proc)
+    message = error_message(proc)
     assert message.startswith("the UNet/ControlNet produced NaN at the first denoising step of the figure: ")
     assert f"'{NAN_TENSOR}' is NaN/inf in {root / UNET}" in message  # the file, not just the folder
     assert message.endswith("(a damaged weights file? run `figurine weights verify`)")
@@ -188,11 +185,11 @@ def test_flipped_data_bytes_are_found_by_verify_and_refused_by_make(tmp_path, ti
     assert r.returncode == 3
     bad = [line for line in r.stdout.splitlines() if line.startswith("problem:")]
     assert len(bad) == 1 and bad[0].startswith(f"problem: altered: {root / CONTROLNET} has sha256 "), r.stdout
-    assert one_error_line(r) == f"1 weights problem(s) in {root} (run `figurine weights fetch`)"
+    assert error_message(r) == f"1 weights problem(s) in {root} (run `figurine weights fetch`)"
 
     proc = make(tmp_path, root, photo, "--set", "runtime.verify_weights=true")
     assert proc.returncode == 3, proc.stderr
-    message = one_error_line(proc)
+    message = error_message(proc)
     assert message.startswith(f"altered weights file {root / CONTROLNET}: sha256 ")
     assert message.endswith("(delete it and run `figurine weights fetch`)")
     assert documented(message.split(": sha256 ")[0], root)
@@ -263,7 +260,7 @@ def test_a_pickled_bin_where_a_safetensors_is_expected_is_refused(tmp_path, tiny
     st.unlink()
     proc = make(tmp_path, root, photo)
     assert proc.returncode == 3, proc.stderr
-    message = one_error_line(proc)
+    message = error_message(proc)
     pickled = st.with_suffix(".bin")
     assert message == (f"{pickled} is a pickled checkpoint; figurine never loads pickles (delete it: "
                        "`figurine weights fetch` converts upstream pickles to safetensors)")
@@ -339,7 +336,7 @@ def test_a_fifo_named_safetensors_does_not_hang_make(tmp_path, tiny_weights, pho
     os.mkfifo(fifo)
     proc = make(tmp_path, root, photo, timeout=120)  # subprocess.TimeoutExpired fails the test
     assert proc.returncode == 3, proc.stderr
-    message = one_error_line(proc)
+    message = error_message(proc)
     assert message == (f"{fifo} is a FIFO, not a regular file; figurine opens only regular files from the "
                        "weights folder (delete it)")
     assert documented(message, root)
@@ -374,7 +371,7 @@ def test_a_symlink_loop_is_one_line_not_a_traceback(tmp_path, tiny_weights, phot
     (unet / "b.safetensors").symlink_to("a.safetensors")
     proc = make(tmp_path, root, photo)
     assert proc.returncode == 3, proc.stderr
-    message = one_error_line(proc)
+    message = error_message(proc)
     assert message == f"{unet / 'a.safetensors'} is a symbolic link loop; fix or delete the link"
     assert documented(message, root)
     for p in ("a.safetensors", "b.safetensors"):
